@@ -1,0 +1,237 @@
+/**
+ * errors — the one error hierarchy of orport.
+ *
+ * Every error the library throws or rejects with is an `OrportError`: callers can
+ * `instanceof` a subclass, or switch on `err.code` (stable string) or `err.kind`
+ * (a coarse category). Messages say what was expected and what came instead.
+ */
+
+/** Coarse category of an error (after Arti's `ErrorKind`). */
+export type ErrorKind =
+  | 'argument' // the caller passed something unusable
+  | 'decode' // bytes that do not parse (from a peer, or handed to a decoder)
+  | 'protocol' // the peer broke the Tor protocol
+  | 'handshake' // a link or circuit handshake failed
+  | 'identity' // the peer is not who we expected, or its certificates don't hold
+  | 'timeout' // a wait ran out of time
+  | 'aborted' // the caller's AbortSignal fired
+  | 'closed' // the peer (or we) closed the channel, circuit or stream
+  | 'network' // the socket failed (refused, reset, unreachable, TLS)
+  | 'limit' // a configured cap was hit
+  | 'environment' // the machine lacks something (tor not installed, not root)
+  | 'internal'; // a bug in orport
+
+export type ErrorCode =
+  | 'E_BAD_ARGUMENT'
+  | 'E_DECODE'
+  | 'E_INCOMPLETE'
+  | 'E_PROTOCOL'
+  | 'E_BAD_CELL_AUTH'
+  | 'E_HANDSHAKE'
+  | 'E_IDENTITY_MISMATCH'
+  | 'E_CERTS'
+  | 'E_TIMEOUT'
+  | 'E_ABORTED'
+  | 'E_CHANNEL_CLOSED'
+  | 'E_CIRCUIT_DESTROYED'
+  | 'E_STREAM_CLOSED'
+  | 'E_NETWORK'
+  | 'E_LIMIT'
+  | 'E_ENVIRONMENT'
+  | 'E_INTERNAL';
+
+export interface OrportErrorOptions {
+  cause?: unknown;
+}
+
+export class OrportError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+
+  constructor(code: ErrorCode, kind: ErrorKind, message: string, options?: OrportErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.kind = kind;
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** The caller passed a value that cannot be used (Stem raises ValueError). */
+export class BadArgumentError extends OrportError {
+  constructor(message: string, options?: OrportErrorOptions) {
+    super('E_BAD_ARGUMENT', 'argument', message, options);
+  }
+}
+
+/** Bytes that do not decode. `offset` is where in `what` the problem was found. */
+export class DecodeError extends OrportError {
+  readonly what: string;
+  readonly offset: number;
+
+  constructor(what: string, offset: number, message: string, code: 'E_DECODE' | 'E_INCOMPLETE' = 'E_DECODE') {
+    super(code, 'decode', `${what}: ${message}${offset >= 0 ? ` (at byte ${offset})` : ''}`);
+    this.what = what;
+    this.offset = offset;
+  }
+}
+
+/** Input ended early: `needed` more bytes (at least) would be required. */
+export class IncompleteError extends DecodeError {
+  readonly needed: number;
+
+  constructor(what: string, offset: number, needed: number, message?: string) {
+    super(what, offset, message ?? `needs ${needed} more byte${needed === 1 ? '' : 's'}`, 'E_INCOMPLETE');
+    this.needed = needed;
+  }
+}
+
+/** The peer broke the protocol (an unexpected cell, a bad digest, a window overrun…). */
+export class ProtocolError extends OrportError {
+  constructor(message: string, options?: OrportErrorOptions & { code?: 'E_PROTOCOL' | 'E_BAD_CELL_AUTH' }) {
+    super(options?.code ?? 'E_PROTOCOL', 'protocol', message, options);
+  }
+}
+
+/** A link (VERSIONS/CERTS/NETINFO) or circuit (CREATE*) handshake failed. */
+export class HandshakeError extends OrportError {
+  constructor(message: string, options?: OrportErrorOptions) {
+    super('E_HANDSHAKE', 'handshake', message, options);
+  }
+}
+
+/** The relay proved an identity other than the one we pinned. */
+export class IdentityMismatchError extends OrportError {
+  readonly keyType: 'rsa' | 'ed25519';
+  readonly expected: string;
+  readonly seen: string;
+
+  constructor(keyType: 'rsa' | 'ed25519', expected: string, seen: string) {
+    super('E_IDENTITY_MISMATCH', 'identity', `relay identity mismatch: expected ${keyType} identity ${expected}, but the relay proved ${seen}`);
+    this.keyType = keyType;
+    this.expected = expected;
+    this.seen = seen;
+  }
+}
+
+/** The relay's CERTS chain does not verify. `cert` names the certificate, `check` the failed check. */
+export class CertificateError extends OrportError {
+  readonly cert: string;
+  readonly check: string;
+
+  constructor(cert: string, check: string, message: string, options?: OrportErrorOptions) {
+    super('E_CERTS', 'identity', `${cert}: ${message}`, options);
+    this.cert = cert;
+    this.check = check;
+  }
+}
+
+/** A wait ran out of time. */
+export class TimeoutError extends OrportError {
+  readonly timeoutMs: number;
+
+  constructor(waitingFor: string, timeoutMs: number) {
+    super('E_TIMEOUT', 'timeout', `timed out after ${timeoutMs} ms waiting for ${waitingFor}`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The caller's AbortSignal fired. */
+export class AbortError extends OrportError {
+  constructor(waitingFor: string, reason?: unknown) {
+    super('E_ABORTED', 'aborted', `aborted while waiting for ${waitingFor}`, reason === undefined ? undefined : { cause: reason });
+  }
+}
+
+/** Who closed: the relay (with the reason it sent), or our side. */
+export type ClosedBy = 'relay' | 'local';
+
+/** The channel (TLS connection) is closed. */
+export class ChannelClosedError extends OrportError {
+  readonly by: ClosedBy;
+
+  constructor(by: ClosedBy, message: string, options?: OrportErrorOptions) {
+    super('E_CHANNEL_CLOSED', 'closed', message, options);
+    this.by = by;
+  }
+}
+
+/** The circuit was destroyed; `reason` is the DESTROY reason (tor-spec 5.4). */
+export class CircuitDestroyedError extends OrportError {
+  readonly by: ClosedBy;
+  readonly reason: string;
+  readonly reasonInt: number;
+
+  constructor(by: ClosedBy, reason: string, reasonInt: number, detail?: string) {
+    super(
+      'E_CIRCUIT_DESTROYED',
+      'closed',
+      `circuit destroyed by ${by === 'relay' ? 'the relay' : 'us'} with reason ${reason} (${reasonInt})${detail ? `: ${detail}` : ''}`,
+    );
+    this.by = by;
+    this.reason = reason;
+    this.reasonInt = reasonInt;
+  }
+}
+
+/** The stream was closed; `reason` is the END reason (tor-spec 6.3). */
+export class StreamClosedError extends OrportError {
+  readonly by: ClosedBy;
+  readonly reason: string;
+  readonly reasonInt: number;
+
+  constructor(by: ClosedBy, reason: string, reasonInt: number, detail?: string) {
+    super(
+      'E_STREAM_CLOSED',
+      'closed',
+      `stream closed by ${by === 'relay' ? 'the relay' : 'us'} with reason ${reason} (${reasonInt})${detail ? `: ${detail}` : ''}`,
+    );
+    this.by = by;
+    this.reason = reason;
+    this.reasonInt = reasonInt;
+  }
+}
+
+/** The socket failed: refused, reset, unreachable, a TLS failure. `errno` is Node's code. */
+export class NetworkError extends OrportError {
+  readonly errno: string | undefined;
+
+  constructor(message: string, options?: OrportErrorOptions & { errno?: string }) {
+    super('E_NETWORK', 'network', message, options);
+    this.errno = options?.errno;
+  }
+}
+
+/** A configured cap was hit (response size, buffered bytes, …). */
+export class LimitError extends OrportError {
+  readonly limit: number;
+
+  constructor(message: string, limit: number) {
+    super('E_LIMIT', 'limit', message);
+    this.limit = limit;
+  }
+}
+
+/** The machine lacks something orport needs (tor not installed, no namespace rights…). */
+export class EnvironmentError extends OrportError {
+  constructor(message: string, options?: OrportErrorOptions) {
+    super('E_ENVIRONMENT', 'environment', message, options);
+  }
+}
+
+/** A bug in orport: an invariant did not hold. */
+export class InternalError extends OrportError {
+  constructor(message: string, options?: OrportErrorOptions) {
+    super('E_INTERNAL', 'internal', message, options);
+  }
+}
+
+/** Formats bytes as a short hex excerpt for error messages. */
+export function hexExcerpt(bytes: Uint8Array, max = 32): string {
+  const shown = bytes.subarray(0, max);
+  let hex = '';
+  for (const b of shown) hex += b.toString(16).padStart(2, '0');
+  return bytes.length > max ? `${hex}… (${bytes.length} bytes)` : hex || '(empty)';
+}

@@ -1,0 +1,11 @@
+/**
+ * orport — speak Tor's relay protocol directly to a relay's ORPort.
+ *
+ * The public entry: the datatype and cell layers (Stem's `stem.client.datatype` and
+ * `stem.client.cell`), relay message bodies, and the error hierarchy.
+ */
+export * from './errors.js';
+export * from './datatype.js';
+export * from './cell.js';
+export * from './relaymsg.js';
+export { Reader, Writer, toHex, fromHex, bytesEqual, concatBytes } from './codec/bytes.js';
