@@ -797,7 +797,7 @@ export class CertsCell extends Cell {
       if (!r.remaining) r.fail(`CERTS cell indicates it should have ${count} certificates, but only contained ${certs.length}`);
       certs.push(Certificate.decode(r));
     }
-    return new CertsCell(certs.map((c) => new Certificate(c.typeInt, c.value.slice())), r.rest().slice());
+    return new CertsCell(certs, r.rest().slice());
   }
 }
 

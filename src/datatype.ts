@@ -414,7 +414,7 @@ export class Address {
       throw new IncompleteError(r.what, r.pos, length - r.remaining, `Address specified a payload of ${length} bytes, but only had ${r.remaining}`);
     }
     const at = r.pos;
-    const value = r.bytes(length, 'address value');
+    const value = r.bytes(length, 'address value').slice();
     if ((type === 4 && length !== 4) || (type === 6 && length !== 16)) {
       throw new DecodeError(r.what, at, `an ${type === 4 ? 'IPv4' : 'IPv6'} address must be ${type === 4 ? 4 : 16} bytes, not ${length}`);
     }
@@ -474,7 +474,7 @@ export class Certificate {
     if (size > r.remaining) {
       throw new IncompleteError(r.what, r.pos, size - r.remaining, `CERTS cell should have a certificate with ${size} bytes, but only had ${r.remaining} remaining`);
     }
-    return new Certificate(type, r.bytes(size));
+    return new Certificate(type, r.bytes(size).slice());
   }
 
   static pop(content: Uint8Array): [Certificate, Uint8Array] {
@@ -522,7 +522,7 @@ export class LinkSpecifier {
       throw new IncompleteError(r.what, r.pos, size - r.remaining, `Link specifier should have ${size} bytes, but only had ${r.remaining} remaining`);
     }
     const at = r.pos;
-    const value = r.bytes(size);
+    const value = r.bytes(size).slice();
     try {
       switch (type) {
         case 0:

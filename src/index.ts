@@ -8,4 +8,5 @@ export * from './errors.js';
 export * from './datatype.js';
 export * from './cell.js';
 export * from './relaymsg.js';
+export { CellDecoder, MAX_CELL_LEN } from './codec/framing.js';
 export { Reader, Writer, toHex, fromHex, bytesEqual, concatBytes } from './codec/bytes.js';
