@@ -10,3 +10,14 @@ export * from './cell.js';
 export * from './relaymsg.js';
 export { CellDecoder, MAX_CELL_LEN } from './codec/framing.js';
 export { Reader, Writer, toHex, fromHex, bytesEqual, concatBytes } from './codec/bytes.js';
+export { Relay, type ConnectOptions, DEFAULT_CONNECT_TIMEOUT_MS } from './client/relay.js';
+export {
+  RelayCircuit,
+  type CreateCircuitOptions,
+  type DirectoryOptions,
+  type DirectoryStreamOptions,
+  DEFAULT_CREATE_TIMEOUT_MS,
+  DEFAULT_DIRECTORY_TIMEOUT_MS,
+  DEFAULT_MAX_RESPONSE_BYTES,
+} from './client/circuit.js';
+export type { WaitOptions } from './client/wait.js';

@@ -1,0 +1,311 @@
+/**
+ * client/relay — `Relay`: a TLS connection to a relay's ORPort (Stem's
+ * `stem.client.Relay`), driving the sans-I/O ChannelMachine.
+ *
+ * This is the thin I/O layer: the socket, timers and promises live here; the protocol
+ * lives in proto/. One reader per connection: every chunk from TLS goes to the channel
+ * machine, which demultiplexes cells to circuits. Writes produced in one turn of the
+ * event loop are coalesced into one socket write (see `ConnectOptions.coalesceWrites`).
+ */
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
+import {
+  BadArgumentError,
+  ChannelClosedError,
+  HandshakeError,
+  NetworkError,
+  OrportError,
+} from '../errors.js';
+import { DEFAULT_LINK_PROTOCOLS, type AuthChallengeCell, type CertsCell, type NetinfoCell } from '../cell.js';
+import { Address, type LinkProtocol } from '../datatype.js';
+import { ChannelMachine, type HandshakeResult } from '../proto/channel.js';
+import type { CircuitOptions } from '../proto/circuit.js';
+import { boundedWait, type WaitOptions } from './wait.js';
+import { RelayCircuit, type CreateCircuitOptions } from './circuit.js';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+export interface ConnectOptions extends WaitOptions {
+  /**
+   * Highest TLS version to offer. Default 'TLSv1.2': tor relays answer the link handshake
+   * ~40 ms later over TLS 1.3 (measured; see README "Latency"), and TLS carries no part
+   * of the link's authentication that 1.3 would improve.
+   */
+  tlsMaxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /**
+   * Coalesce all cells produced in one event-loop turn into one socket write (default
+   * true): a CREATE_FAST issued right after `connect()` resolves rides with our NETINFO.
+   */
+  coalesceWrites?: boolean;
+  /** Options for every circuit on this connection. */
+  circuit?: CircuitOptions;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.?$/;
+
+function checkTarget(address: string, port: number): void {
+  if (typeof address !== 'string' || !(isIP(address) || HOSTNAME.test(address))) {
+    throw new BadArgumentError(`'${String(address)}' isn't an IPv4 address, IPv6 address or hostname`);
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadArgumentError(`'${String(port)}' isn't a valid port (1-65535)`);
+}
+
+/** Maps a socket error to a NetworkError that says what it means for an ORPort. */
+function networkError(err: NodeJS.ErrnoException, address: string, port: number): OrportError {
+  if (err instanceof OrportError) return err;
+  const where = `${address}:${port}`;
+  const code = err.code ?? '';
+  if (code === 'ECONNREFUSED') return new NetworkError(`connection to ${where} refused: nothing listens there. Maybe it isn't an ORPort?`, { cause: err, errno: code });
+  if (code.startsWith('ERR_SSL') || /ssl|tls|wrong version number|unknown protocol|packet length/i.test(err.message)) {
+    return new NetworkError(`TLS handshake with ${where} failed (${err.message.trim()}). Maybe it isn't an ORPort?`, { cause: err, errno: code });
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') return new NetworkError(`connection to ${where} was reset by the peer`, { cause: err, errno: code });
+  if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') return new NetworkError(`${where} is unreachable from here (${code})`, { cause: err, errno: code });
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new NetworkError(`cannot resolve ${address} (${code})`, { cause: err, errno: code });
+  return new NetworkError(`connection to ${where} failed: ${err.message}`, { cause: err, errno: code || undefined });
+}
+
+/**
+ * A connection with a Tor relay's ORPort, after the link handshake.
+ * `Relay.connect(address, port)` → `relay.createCircuit()` → `circuit.directory(…)`.
+ */
+export class Relay {
+  /** The negotiated link protocol version. */
+  readonly linkProtocol: number;
+  /** The relay's VERSIONS list. */
+  readonly relayVersions: readonly number[];
+  /** The relay's CERTS cell. */
+  readonly certs: CertsCell;
+  /** The relay's AUTH_CHALLENGE cell (kept; a client that doesn't authenticate ignores it). */
+  readonly authChallenge: AuthChallengeCell | undefined;
+  /** The relay's NETINFO cell: its clock, the address it sees us at, its own addresses. */
+  readonly netinfo: NetinfoCell;
+  /** The relay's clock minus ours, in ms, when its NETINFO arrived (±1 s: NETINFO has whole seconds). */
+  readonly clockSkewMs: number;
+  /** The DER bytes of the TLS certificate the relay presented on this connection. */
+  readonly peerCertificate: Uint8Array;
+  /** Milliseconds from starting TCP to the end of the link handshake. */
+  readonly handshakeMs: number;
+  readonly address: string;
+  readonly port: number;
+  private connectedAt: number;
+  private closedAt = 0;
+  private closeError: OrportError | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly circuits = new Set<RelayCircuit>();
+
+  private constructor(
+    private readonly socket: TLSSocket,
+    private readonly channel: ChannelMachine,
+    private readonly writer: CellWriter,
+    result: HandshakeResult,
+    info: { address: string; port: number; peerCertificate: Uint8Array; handshakeMs: number; clockSkewMs: number },
+  ) {
+    this.linkProtocol = result.linkProtocol.version;
+    this.relayVersions = result.relayVersions;
+    this.certs = result.certs;
+    this.authChallenge = result.authChallenge;
+    this.netinfo = result.netinfo;
+    this.address = info.address;
+    this.port = info.port;
+    this.peerCertificate = info.peerCertificate;
+    this.handshakeMs = info.handshakeMs;
+    this.clockSkewMs = info.clockSkewMs;
+    this.connectedAt = Date.now();
+  }
+
+  /**
+   * Connects to an ORPort: TLS (relays present self-signed certificates: no CA check),
+   * VERSIONS (highest common of `linkProtocols`), the relay's CERTS, AUTH_CHALLENGE and
+   * NETINFO, then our NETINFO. Rejects with a typed error: BadArgumentError, NetworkError,
+   * HandshakeError, TimeoutError (default 10 s) or AbortError.
+   */
+  static connect(address: string, port: number, linkProtocols: readonly number[] = DEFAULT_LINK_PROTOCOLS, options: ConnectOptions = {}): Promise<Relay> {
+    try {
+      checkTarget(address, port);
+      if (!Array.isArray(linkProtocols)) throw new BadArgumentError(`linkProtocols must be an array of versions, not ${JSON.stringify(linkProtocols)}`);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const started = performance.now();
+    let socket: TLSSocket | undefined;
+    let channel: ChannelMachine | undefined;
+    return boundedWait<Relay>(`the link handshake with ${address}:${port}`, options, DEFAULT_CONNECT_TIMEOUT_MS, ({ resolve, reject }) => {
+      const writer = new CellWriter(options.coalesceWrites ?? true);
+      const peerAddress = isIP(address) ? new Address(address) : new Address(address, 0);
+      let peerCertificate: Uint8Array = new Uint8Array(0);
+      let relay: Relay | undefined;
+      channel = new ChannelMachine(linkProtocols, writer, {
+        handshakeComplete: (result) => {
+          const clockSkewMs = result.netinfo.timestamp.getTime() - Date.now();
+          relay = new Relay(socket!, channel!, writer, result, { address, port, peerCertificate, handshakeMs: performance.now() - started, clockSkewMs });
+          relay.attach();
+          resolve(relay);
+        },
+        closed: (error) => {
+          if (relay) {
+            relay.channelClosed(error);
+          } else {
+            reject(error);
+            socket?.destroy();
+          }
+        },
+      }, { peerAddress, circuit: options.circuit });
+      socket = tlsConnect({
+        host: address,
+        port,
+        rejectUnauthorized: false, // relays' TLS certificates are self-signed; CERTS authenticates them
+        minVersion: 'TLSv1.2',
+        maxVersion: options.tlsMaxVersion ?? 'TLSv1.2',
+        servername: isIP(address) ? undefined : address,
+      });
+      socket.setNoDelay(true);
+      writer.socket = socket;
+      socket.once('secureConnect', () => {
+        const cert = socket!.getPeerX509Certificate();
+        peerCertificate = cert ? new Uint8Array(cert.raw) : new Uint8Array(0);
+        channel!.start();
+      });
+      socket.on('data', (chunk: Buffer) => channel!.handleBytes(chunk));
+      socket.once('error', (err) => channel!.fail(networkError(err, address, port)));
+      socket.once('close', () => channel!.fail(new HandshakeError(`${address}:${port} closed the connection during the link handshake (after ${(performance.now() - started).toFixed(0)} ms)`)));
+      return () => {
+        channel!.close(new ChannelClosedError('local', 'connect() gave up'));
+        socket!.destroy();
+      };
+    }).catch((err: unknown) => {
+      socket?.destroy();
+      throw err;
+    });
+  }
+
+  /** After the handshake: the socket's events now drive the open channel. */
+  private attach(): void {
+    const { socket, channel } = this;
+    socket.removeAllListeners('error');
+    socket.removeAllListeners('close');
+    socket.on('error', (err) => channel.fail(networkError(err, this.address, this.port)));
+    socket.on('close', () => {
+      this.closedAt = Date.now();
+      channel.fail(new ChannelClosedError('relay', `${this.address}:${this.port} closed the connection`));
+    });
+  }
+
+  /** The channel closed (our close, a violation, or the socket): flush and end TLS. */
+  private channelClosed(error: OrportError): void {
+    this.closeError = error;
+    this.closedAt ||= Date.now();
+    this.writer.flush();
+    this.socket.end();
+    // If the peer never finishes the TLS close, don't keep the socket forever.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
+  /** Why the connection closed, once it has. */
+  get closeReason(): OrportError | undefined {
+    return this.closeError;
+  }
+
+  /** True while the connection is open. */
+  isAlive(): boolean {
+    return this.channel.isOpen && !this.socket.destroyed;
+  }
+
+  /** When we connected (while alive) or disconnected (after), in ms since the epoch, as Stem's `connection_time()`. */
+  get connectionTime(): number {
+    return this.closedAt || this.connectedAt;
+  }
+
+  /** The address the relay sees us at (its NETINFO "other address"). */
+  get ourAddress(): Address {
+    return this.netinfo.receiverAddress;
+  }
+
+  /** The negotiated LinkProtocol object. */
+  get linkProtocolInfo(): LinkProtocol {
+    return this.channel.negotiated!;
+  }
+
+  /** Open circuits on this connection. */
+  get openCircuits(): readonly RelayCircuit[] {
+    return [...this.circuits];
+  }
+
+  /**
+   * Creates a circuit with CREATE_FAST (tor-spec 5.1.5): a random circuit id, KDF-TOR
+   * keys, the key hash checked in constant time. Many may be created at once.
+   */
+  createCircuit(options: CreateCircuitOptions = {}): Promise<RelayCircuit> {
+    return RelayCircuit.create(this, this.channel, this.writer, options, (circuit, open) => {
+      if (open) this.circuits.add(circuit);
+      else this.circuits.delete(circuit);
+    });
+  }
+
+  /**
+   * Closes the connection: DESTROY for every open circuit, then TLS close. Idempotent;
+   * resolves when the socket is closed.
+   */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      if (this.socket.destroyed) {
+        this.channel.close(new ChannelClosedError('local', 'the connection was closed'), false);
+        resolve();
+        return;
+      }
+      this.socket.once('close', () => resolve());
+      this.channel.close(new ChannelClosedError('local', 'the connection was closed'), true);
+    });
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/**
+ * Queues cells and writes them to the socket, coalescing the cells of one event-loop
+ * turn into a single write (one TLS record, one TCP segment when small).
+ */
+export class CellWriter {
+  socket: TLSSocket | undefined;
+  private queue: Uint8Array[] = [];
+  private scheduled = false;
+  private readonly flushSoon = () => {
+    this.scheduled = false;
+    this.flush();
+  };
+
+  constructor(private readonly coalesce: boolean) {}
+
+  send(bytes: Uint8Array): void {
+    if (!this.coalesce) {
+      this.write(bytes);
+      return;
+    }
+    this.queue.push(bytes);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushSoon);
+    }
+  }
+
+  /** Writes everything queued now. */
+  flush(): void {
+    if (this.queue.length === 0) return;
+    const bytes = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
+    this.queue = [];
+    this.write(bytes);
+  }
+
+  /** True when the socket's buffer is over its high-water mark. */
+  get congested(): boolean {
+    return this.socket?.writableNeedDrain ?? false;
+  }
+
+  private write(bytes: Uint8Array): void {
+    const socket = this.socket;
+    if (socket && !socket.destroyed && socket.writable) socket.write(bytes);
+  }
+}

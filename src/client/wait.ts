@@ -1,0 +1,76 @@
+/**
+ * client/wait — bounded waits: every wait of the client layer has a timeout and
+ * honours an AbortSignal, and cleans up its timer and listener however it ends.
+ */
+import { AbortError, BadArgumentError, OrportError, TimeoutError } from '../errors.js';
+
+export interface WaitOptions {
+  /** Give up after this many milliseconds (a TimeoutError). */
+  timeoutMs?: number;
+  /** Give up when this signal aborts (an AbortError). */
+  signal?: AbortSignal;
+}
+
+export interface Settle<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Runs `start` and waits for it to settle, for at most `timeoutMs` (or until `signal`
+ * aborts). `start` may return a cancel function: it runs when the wait ends by timeout
+ * or abort (with that error), so the operation can undo itself (close a stream, …).
+ */
+export function boundedWait<T>(
+  what: string,
+  options: WaitOptions,
+  defaultTimeoutMs: number,
+  start: (settle: Settle<T>) => ((error: OrportError) => void) | void,
+): Promise<T> {
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new BadArgumentError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}`);
+  const signal = options.signal;
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    let cancel: ((error: OrportError) => void) | void;
+    let timer: NodeJS.Timeout | undefined;
+    const cleanup = () => {
+      done = true;
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (error: OrportError) => {
+      if (done) return;
+      cleanup();
+      try {
+        cancel?.(error);
+      } finally {
+        reject(error);
+      }
+    };
+    const onAbort = () => fail(new AbortError(what, signal?.reason));
+    if (signal?.aborted) {
+      reject(new AbortError(what, signal.reason));
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(() => fail(new TimeoutError(what, timeoutMs)), timeoutMs);
+    try {
+      cancel = start({
+        resolve: (value) => {
+          if (done) return;
+          cleanup();
+          resolve(value);
+        },
+        reject: (error) => {
+          if (done) return;
+          cleanup();
+          reject(error);
+        },
+      });
+    } catch (err) {
+      cleanup();
+      reject(err);
+    }
+  });
+}

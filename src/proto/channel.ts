@@ -1,0 +1,337 @@
+/**
+ * proto/channel — a client channel's protocol state machine: the in-protocol link
+ * handshake (tor-spec 4: VERSIONS, then the relay's CERTS, AUTH_CHALLENGE and NETINFO,
+ * then our NETINFO), and afterwards the one reader that demultiplexes cells to circuits
+ * by circuit id.
+ *
+ * Layer: protocol core. No I/O, no clock, no timers. Bytes in: `handleBytes(chunk)`.
+ * Bytes out: `ChannelOutput.send`. What happens: `ChannelEvents`. It never throws on
+ * peer input: a violation closes the channel through `events.closed(error)`.
+ */
+import { randomInt } from 'node:crypto';
+import { BadArgumentError, ChannelClosedError, HandshakeError, InternalError, OrportError, ProtocolError } from '../errors.js';
+import {
+  AuthChallengeCell,
+  CertsCell,
+  NetinfoCell,
+  VersionsCell,
+  decodeFrame,
+  type Cell,
+  type CellFrame,
+} from '../cell.js';
+import { Address, LinkProtocol } from '../datatype.js';
+import { CellDecoder } from '../codec/framing.js';
+import { CircuitMachine, type CircuitEvents, type CircuitOptions } from './circuit.js';
+
+/** Cell commands the channel handles itself (tor-spec 3). */
+const CMD = {
+  PADDING: 0,
+  CREATE: 1,
+  CREATED: 2,
+  RELAY: 3,
+  DESTROY: 4,
+  CREATE_FAST: 5,
+  CREATED_FAST: 6,
+  VERSIONS: 7,
+  NETINFO: 8,
+  RELAY_EARLY: 9,
+  CREATE2: 10,
+  CREATED2: 11,
+  PADDING_NEGOTIATE: 12,
+  VPADDING: 128,
+  CERTS: 129,
+  AUTH_CHALLENGE: 130,
+  AUTHENTICATE: 131,
+  AUTHORIZE: 132,
+} as const;
+
+/** Lowest link protocol with the in-protocol handshake; tor 0.4.9 speaks 3-5. */
+export const MIN_LINK_PROTOCOL = 3;
+
+export interface ChannelOutput {
+  /** Writes bytes (whole cells) to the peer. */
+  send(bytes: Uint8Array): void;
+}
+
+/** What the relay told us during the handshake. */
+export interface HandshakeResult {
+  linkProtocol: LinkProtocol;
+  /** The relay's VERSIONS list. */
+  relayVersions: readonly number[];
+  certs: CertsCell;
+  authChallenge: AuthChallengeCell | undefined;
+  netinfo: NetinfoCell;
+}
+
+export interface ChannelEvents {
+  /**
+   * The relay's CERTS cell arrived (before its NETINFO). Throw an OrportError to reject
+   * it (identity checks); the channel then closes with that error.
+   */
+  certs?(certs: CertsCell, linkProtocol: LinkProtocol): void;
+  /** The handshake finished and our NETINFO was sent. */
+  handshakeComplete(result: HandshakeResult): void;
+  /** The channel is unusable (protocol violation, or `close`). Called once. */
+  closed(error: OrportError): void;
+}
+
+export interface ChannelOptions {
+  /** The relay's address, sent as "other address" in our NETINFO (tor-spec 4.5). */
+  peerAddress: Address;
+  /** Random integer source for circuit ids (tests inject one). */
+  randomInt?: (min: number, max: number) => number;
+  /** Options every circuit is created with. */
+  circuit?: CircuitOptions;
+}
+
+type HandshakeState = 'idle' | 'versions' | 'certs' | 'auth_challenge' | 'netinfo' | 'open' | 'closed';
+
+export class ChannelMachine {
+  state: HandshakeState = 'idle';
+  private readonly decoder = new CellDecoder(LinkProtocol.of(2));
+  private readonly circuits = new Map<number, CircuitMachine>();
+  private readonly randomInt: (min: number, max: number) => number;
+  private linkProtocol: LinkProtocol | undefined;
+  private relayVersions: readonly number[] = [];
+  private certs: CertsCell | undefined;
+  private authChallenge: AuthChallengeCell | undefined;
+  private closeError: OrportError | undefined;
+  /** Counters for tests and diagnostics. */
+  readonly counters = { cellsIn: 0, paddingIn: 0, droppedIn: 0 };
+
+  constructor(
+    readonly ourVersions: readonly number[],
+    private readonly out: ChannelOutput,
+    private readonly events: ChannelEvents,
+    private readonly options: ChannelOptions,
+  ) {
+    if (ourVersions.length === 0) throw new BadArgumentError("a connection can't be established without a link protocol: the list is empty");
+    for (const v of ourVersions) {
+      if (!Number.isInteger(v) || v < 1 || v > 0xffff) throw new BadArgumentError(`link protocols are integers 1-65535, not ${JSON.stringify(v)}`);
+    }
+    if (!ourVersions.some((v) => v >= MIN_LINK_PROTOCOL)) {
+      throw new BadArgumentError(`link protocols [${ourVersions.join(', ')}] include none that relays still speak (3 or later; tor 0.4.9 speaks 3-5)`);
+    }
+    this.randomInt = options.randomInt ?? randomInt;
+  }
+
+  /** The negotiated link protocol (after VERSIONS). */
+  get negotiated(): LinkProtocol | undefined {
+    return this.linkProtocol;
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  get circuitCount(): number {
+    return this.circuits.size;
+  }
+
+  /** Bytes received but not yet a whole cell. */
+  get bufferedBytes(): number {
+    return this.decoder.buffered;
+  }
+
+  /** Sends our VERSIONS (always with a 2-byte circuit id, tor-spec 4.1). */
+  start(): void {
+    if (this.state !== 'idle') throw new InternalError(`channel started twice (state ${this.state})`);
+    this.state = 'versions';
+    // tor-spec 4.1: in-protocol initiators must not list versions below 3.
+    this.out.send(new VersionsCell(this.ourVersions.filter((v) => v >= MIN_LINK_PROTOCOL)).pack(2));
+  }
+
+  /** Feeds bytes from the peer. Never throws for anything the peer sends. */
+  handleBytes(chunk: Uint8Array): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'versions' && this.decoder.buffered === 0 && chunk.length >= 3 && chunk[2] !== CMD.VERSIONS) {
+      // Fail fast on a peer that isn't speaking the link protocol at all.
+      this.fail(new HandshakeError(`expected the relay's VERSIONS cell first, but got command ${chunk[2]} (bytes ${hexStart(chunk)}); is this a Tor ORPort?`));
+      return;
+    }
+    this.decoder.push(chunk);
+    try {
+      for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) {
+        this.counters.cellsIn++;
+        this.handleFrame(frame);
+        if ((this.state as HandshakeState) === 'closed') return;
+      }
+    } catch (err) {
+      if (!(err instanceof OrportError)) throw err;
+      this.fail(err);
+    }
+  }
+
+  private handleFrame(frame: CellFrame): void {
+    const command = frame.command;
+    if (command === CMD.VPADDING || (command === CMD.PADDING && this.linkProtocol)) {
+      this.counters.paddingIn++;
+      return; // tor-spec 7.2: padding is ignored anywhere
+    }
+    switch (this.state) {
+      case 'versions':
+        if (command !== CMD.VERSIONS) throw new HandshakeError(`expected the relay's VERSIONS cell, but got ${this.describe(frame)}`);
+        this.handleVersions(frame);
+        return;
+      case 'certs':
+        if (command !== CMD.CERTS) throw new HandshakeError(`expected the relay's CERTS cell after VERSIONS, but got ${this.describe(frame)}`);
+        this.certs = this.decode(frame) as CertsCell;
+        this.state = 'auth_challenge';
+        this.events.certs?.(this.certs, this.linkProtocol!);
+        return;
+      case 'auth_challenge':
+        if (command === CMD.AUTH_CHALLENGE) {
+          this.authChallenge = this.decode(frame) as AuthChallengeCell;
+          this.state = 'netinfo';
+          return;
+        }
+        // AUTH_CHALLENGE is optional for a client that doesn't authenticate (tor-spec 4.3).
+        this.handleNetinfo(frame, 'AUTH_CHALLENGE or NETINFO');
+        return;
+      case 'netinfo':
+        this.handleNetinfo(frame, 'NETINFO');
+        return;
+      case 'open':
+        this.dispatch(frame);
+        return;
+      default:
+        throw new InternalError(`cell in channel state ${this.state}`);
+    }
+  }
+
+  private handleVersions(frame: CellFrame): void {
+    const versions = (this.decode(frame) as VersionsCell).versions;
+    const common = this.ourVersions.filter((v) => v >= MIN_LINK_PROTOCOL && versions.includes(v));
+    if (common.length === 0) {
+      throw new HandshakeError(`no common link protocol: we support ${this.ourVersions.join(', ')}, but the relay supports ${versions.join(', ') || 'none'}`);
+    }
+    this.relayVersions = versions;
+    this.linkProtocol = LinkProtocol.of(Math.max(...common));
+    this.decoder.linkProtocol = this.linkProtocol;
+    this.state = 'certs';
+  }
+
+  private handleNetinfo(frame: CellFrame, expected: string): void {
+    if (frame.command !== CMD.NETINFO) throw new HandshakeError(`expected the relay's ${expected} cell, but got ${this.describe(frame)}`);
+    const netinfo = this.decode(frame) as NetinfoCell;
+    const lp = this.linkProtocol!;
+    // tor-spec 4.5: a client sends time 0, the relay's address, and no addresses of its own.
+    this.out.send(new NetinfoCell(this.options.peerAddress, [], new Date(0)).pack(lp));
+    this.state = 'open';
+    this.events.handshakeComplete({ linkProtocol: lp, relayVersions: this.relayVersions, certs: this.certs!, authChallenge: this.authChallenge, netinfo });
+  }
+
+  /** After the handshake: cells go to their circuit; the rest is checked here. */
+  private dispatch(frame: CellFrame): void {
+    switch (frame.command) {
+      case CMD.RELAY:
+      case CMD.RELAY_EARLY:
+      case CMD.DESTROY:
+      case CMD.CREATED_FAST:
+      case CMD.CREATED2:
+      case CMD.CREATED: {
+        const circuit = this.circuits.get(frame.circId);
+        if (!circuit) {
+          // A cell for a circuit we don't have (never used, or already closed by us):
+          // dropped, as Arti and tor do; a DESTROY for it needs no answer.
+          this.counters.droppedIn++;
+          return;
+        }
+        circuit.handleCell(frame);
+        return;
+      }
+      case CMD.PADDING_NEGOTIATE:
+        throw new ProtocolError('the relay sent PADDING_NEGOTIATE; only clients may send it, and clients must close the channel (padding-spec 2.2)');
+      case CMD.VERSIONS:
+      case CMD.CERTS:
+      case CMD.AUTH_CHALLENGE:
+      case CMD.NETINFO:
+        throw new ProtocolError(`the relay sent a second ${this.describe(frame)} after the handshake`);
+      case CMD.CREATE:
+      case CMD.CREATE_FAST:
+      case CMD.CREATE2:
+      case CMD.AUTHENTICATE:
+      case CMD.AUTHORIZE:
+        throw new ProtocolError(`the relay sent ${this.describe(frame)}, which a relay never sends to a client`);
+      default:
+        // Unknown commands are ignored (tor-spec 3: future cell types).
+        this.counters.droppedIn++;
+        return;
+    }
+  }
+
+  private decode(frame: CellFrame): Cell {
+    return decodeFrame(frame, this.linkProtocol ?? LinkProtocol.of(2));
+  }
+
+  private describe(frame: CellFrame): string {
+    const names: Record<number, string> = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, k]));
+    return `${names[frame.command] ?? `an unknown cell (command ${frame.command})`}${frame.circId ? ` on circuit ${frame.circId}` : ''}`;
+  }
+
+  // -------------------------------------------------------------------------------
+  // Circuits
+
+  /** A fresh random circuit id: non-zero, unused, MSB set for v4+ (tor-spec 5.1.1). */
+  allocateCircId(): number {
+    const lp = this.linkProtocol;
+    if (!lp) throw new InternalError('circuit id requested before VERSIONS');
+    const [min, max] = lp.version >= 4 ? [0x80000000, 0x100000000] : [1, 0x10000];
+    for (let i = 0; i < 1000; i++) {
+      const id = this.randomInt(min, max);
+      if (!this.circuits.has(id)) return id;
+    }
+    throw new ProtocolError(`could not find a free circuit id after 1000 tries (${this.circuits.size} circuits open)`);
+  }
+
+  /** Registers a new circuit (not yet created: call its `startCreateFast`). */
+  newCircuit(events: CircuitEvents): CircuitMachine {
+    if (this.state !== 'open') throw this.closeError ?? new ChannelClosedError('local', `the channel is not open (state ${this.state})`);
+    const circId = this.allocateCircId();
+    const circuit = new CircuitMachine(
+      circId,
+      this.linkProtocol!,
+      { sendCell: (cell) => this.out.send(cell) },
+      {
+        opened: () => events.opened(),
+        destroyed: (error) => {
+          this.circuits.delete(circId);
+          events.destroyed(error);
+        },
+      },
+      this.options.circuit,
+    );
+    this.circuits.set(circId, circuit);
+    return circuit;
+  }
+
+  // -------------------------------------------------------------------------------
+  // Teardown
+
+  /**
+   * Closes the channel and fails every circuit with `error`. With `destroyCircuits`
+   * (an orderly close by us), each open circuit first sends its DESTROY.
+   */
+  close(error: OrportError, destroyCircuits = false): void {
+    if (this.state === 'closed') return;
+    const orderly = destroyCircuits && this.state === 'open';
+    const circuits = [...this.circuits.values()];
+    this.circuits.clear();
+    for (const circuit of circuits) {
+      if (orderly) circuit.destroy();
+      else circuit.channelClosed(error);
+    }
+    this.state = 'closed';
+    this.closeError = error;
+    this.events.closed(error);
+  }
+
+  /** A violation by the peer: the channel closes, every circuit fails with it. */
+  fail(error: OrportError): void {
+    this.close(error, false);
+  }
+}
+
+function hexStart(bytes: Uint8Array): string {
+  return Buffer.from(bytes.subarray(0, 8)).toString('hex');
+}

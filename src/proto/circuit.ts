@@ -1,0 +1,467 @@
+/**
+ * proto/circuit — one circuit's protocol state machine: the CREATE_FAST handshake,
+ * layered relay crypto per hop, relay message dispatch to streams, SENDME flow control
+ * (circuit and stream level, v1 authenticated), stream open/data/end, DESTROY.
+ *
+ * Layer: protocol core. No I/O, no clock: cells go out through `CircuitOutput.sendCell`
+ * (already framed for the channel), and everything that happens is reported through
+ * `CircuitEvents` / `StreamEvents` callbacks. Randomness (CREATE_FAST's X, padding) is
+ * injectable. Waiting, timeouts and promises live in the client layer.
+ */
+import { randomFillSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  BadArgumentError,
+  CircuitDestroyedError,
+  HandshakeError,
+  InternalError,
+  OrportError,
+  ProtocolError,
+  StreamClosedError,
+} from '../errors.js';
+import {
+  CreateFastCell,
+  CreatedFastCell,
+  DestroyCell,
+  FIXED_PAYLOAD_LEN,
+  RELAY_DATA_MAX,
+  RELAY_HEADER_LEN,
+  writeRelayHeader,
+  type CellFrame,
+} from '../cell.js';
+import { CloseReason, EndReason, HASH_LEN, KDF, LinkProtocol, RelayCommand } from '../datatype.js';
+import { CircuitCrypto, Tor1Layer, type Tor1Keys } from '../crypto/relaycrypto.js';
+import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
+import { ConnectedMsg, EndMsg, SendmeMsg, streamIdRule, type RelayMessage } from '../relaymsg.js';
+
+/** Cell commands (tor-spec 3). */
+const CMD = { RELAY: 3, DESTROY: 4, CREATED_FAST: 6, RELAY_EARLY: 9 } as const;
+/** tor-spec 5.6: clients send at most this many RELAY_EARLY cells per circuit. */
+export const MAX_RELAY_EARLY = 8;
+
+export interface CircuitOutput {
+  /** Sends one framed cell on the channel. */
+  sendCell(cell: Uint8Array): void;
+}
+
+export interface CircuitEvents {
+  /** The create handshake finished; the circuit can carry streams. */
+  opened(): void;
+  /** The circuit is gone (relay DESTROY, a protocol violation, or our close). Called once. */
+  destroyed(error: OrportError): void;
+}
+
+export interface StreamEvents {
+  /** CONNECTED arrived. */
+  connected(msg: ConnectedMsg): void;
+  /**
+   * DATA arrived. Return false when the consumer's buffer is full: stream SENDMEs are then
+   * held back (so the relay stops sending) until `CircuitMachine.resumeStream`.
+   */
+  data(data: Uint8Array): boolean;
+  /** The stream ended: `error` is null for END with reason DONE, else why it ended. Called once. */
+  ended(error: OrportError | null, end?: EndMsg): void;
+  /** The stream's package window has room again after a SENDME. */
+  writable?(): void;
+}
+
+interface Hop {
+  deliver: DeliverWindow;
+  package: CircuitPackageWindow;
+}
+
+interface Stream {
+  readonly id: number;
+  readonly hop: number;
+  readonly events: StreamEvents;
+  connected: boolean;
+  paused: boolean;
+  deliver: DeliverWindow;
+  package: PackageWindow;
+}
+
+export type CircuitState = 'new' | 'creating' | 'open' | 'destroyed';
+
+export interface CircuitOptions {
+  /** Random bytes source (tests inject a deterministic one). */
+  randomBytes?: (n: number) => Uint8Array;
+  /** Fills padding of outbound RELAY cells (tor-spec 6.1: four zeros, then random). */
+  randomFill?: (buf: Uint8Array, offset: number, size: number) => void;
+  /** Consensus `sendme_accept_min_version` (0 unless told). */
+  sendmeAcceptMinVersion?: number;
+}
+
+export class CircuitMachine {
+  state: CircuitState = 'new';
+  private readonly crypto = new CircuitCrypto();
+  private readonly hops: Hop[] = [];
+  private readonly streams = new Map<number, Stream>();
+  private createFastX: Uint8Array | undefined;
+  private relayEarlyLeft = MAX_RELAY_EARLY;
+  private readonly random: (n: number) => Uint8Array;
+  private readonly randomFill: (buf: Uint8Array, offset: number, size: number) => void;
+  private readonly sendmeAcceptMinVersion: number;
+  /** Cells received and sent (for stats and tests). */
+  readonly counters = { cellsIn: 0, cellsOut: 0, dataIn: 0, dataOut: 0, sendmesOut: 0, sendmesIn: 0, dropped: 0 };
+
+  constructor(
+    readonly circId: number,
+    readonly linkProtocol: LinkProtocol,
+    private readonly out: CircuitOutput,
+    private readonly events: CircuitEvents,
+    options: CircuitOptions = {},
+  ) {
+    this.random = options.randomBytes ?? ((n) => new Uint8Array(randomBytes(n)));
+    this.randomFill = options.randomFill ?? ((buf, offset, size) => void randomFillSync(buf, offset, size));
+    this.sendmeAcceptMinVersion = options.sendmeAcceptMinVersion ?? 0;
+  }
+
+  get hopCount(): number {
+    return this.hops.length;
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  hasStream(streamId: number): boolean {
+    return this.streams.has(streamId);
+  }
+
+  // -------------------------------------------------------------------------------
+  // Creation
+
+  /** tor-spec 5.1.5: sends CREATE_FAST with a fresh X. */
+  startCreateFast(): void {
+    if (this.state !== 'new') throw new InternalError(`CREATE_FAST on a circuit in state ${this.state}`);
+    this.createFastX = this.random(HASH_LEN);
+    this.state = 'creating';
+    this.send(new CreateFastCell(this.circId, this.createFastX).pack(this.linkProtocol));
+  }
+
+  private handleCreatedFast(frame: CellFrame): void {
+    const x = this.createFastX;
+    if (this.state !== 'creating' || !x) throw new ProtocolError(`unexpected CREATED_FAST on circuit ${this.circId} (state ${this.state})`);
+    const created = CreatedFastCell.decodePayload(frame.payload, this.circId);
+    const k0 = new Uint8Array(HASH_LEN * 2);
+    k0.set(x);
+    k0.set(created.keyMaterial, HASH_LEN);
+    const kdf = KDF.fromValue(k0);
+    this.createFastX = undefined;
+    if (!timingSafeEqual(kdf.keyHash, created.derivativeKey)) {
+      throw new HandshakeError(`CREATED_FAST on circuit ${this.circId}: the key hash KH does not match KDF-TOR(X|Y) (tor-spec 5.1.5); the relay does not know our shared key`);
+    }
+    this.addHop(kdf);
+    this.state = 'open';
+    this.events.opened();
+  }
+
+  /** Adds a hop whose keys have been agreed (by CREATE_FAST, ntor, or EXTEND2). */
+  addHop(keys: Tor1Keys): void {
+    this.crypto.addHop(new Tor1Layer(keys));
+    const n = this.hops.length + 1;
+    this.hops.push({
+      deliver: new DeliverWindow(CIRCUIT_WINDOW, `circuit ${this.circId} hop #${n}`),
+      package: new CircuitPackageWindow(`circuit ${this.circId} hop #${n}`),
+    });
+  }
+
+  // -------------------------------------------------------------------------------
+  // Inbound
+
+  /**
+   * Handles one cell addressed to this circuit. A protocol violation destroys the
+   * circuit (DESTROY with reason PROTOCOL) and reports it through `destroyed`.
+   */
+  handleCell(frame: CellFrame): void {
+    if (this.state === 'destroyed') {
+      this.counters.dropped++;
+      return;
+    }
+    this.counters.cellsIn++;
+    try {
+      switch (frame.command) {
+        case CMD.RELAY:
+          this.handleRelay(frame.payload);
+          return;
+        case CMD.CREATED_FAST:
+          this.handleCreatedFast(frame);
+          return;
+        case CMD.DESTROY: {
+          const destroy = DestroyCell.decodePayload(frame.payload, this.circId);
+          this.finish(new CircuitDestroyedError('relay', destroy.reason, destroy.reasonInt));
+          return;
+        }
+        case CMD.RELAY_EARLY:
+          throw new ProtocolError(`the relay sent a RELAY_EARLY cell on circuit ${this.circId}; clients must close such circuits (tor-spec 5.6)`);
+        default:
+          throw new ProtocolError(`unexpected cell command ${frame.command} on circuit ${this.circId}`);
+      }
+    } catch (err) {
+      if (!(err instanceof OrportError)) throw err;
+      this.destroyFor(err);
+    }
+  }
+
+  private handleRelay(payload: Uint8Array): void {
+    if (this.state !== 'open') throw new ProtocolError(`RELAY cell on circuit ${this.circId} before it was created`);
+    const { hop, digest } = this.crypto.decrypt(payload);
+    const command = payload[0]!;
+    const streamId = (payload[3]! << 8) | payload[4]!;
+    const length = (payload[9]! << 8) | payload[10]!;
+    if (length > RELAY_DATA_MAX) throw new ProtocolError(`RELAY cell from hop #${hop + 1} claims ${length} bytes of data; at most ${RELAY_DATA_MAX} fit`);
+    const body = payload.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length);
+    const rule = streamIdRule(command);
+    if ((rule === 'required' && streamId === 0) || (rule === 'disallowed' && streamId !== 0)) {
+      throw new ProtocolError(`${RelayCommand.nameOf(command)} from hop #${hop + 1} ${streamId ? `has stream id ${streamId}, but it concerns the circuit` : 'needs a stream id, but has 0'}`);
+    }
+    const hopState = this.hops[hop]!;
+    switch (command) {
+      case 2: // DATA
+        this.counters.dataIn++;
+        hopState.deliver.take();
+        this.maybeSendCircuitSendme(hop, digest);
+        this.deliverData(streamId, hop, body);
+        return;
+      case 5: // SENDME
+        this.handleSendme(hop, streamId, body);
+        return;
+      case 4: {
+        const stream = this.streamFor(streamId, hop, 'CONNECTED');
+        if (!stream) return;
+        if (stream.connected) throw new ProtocolError(`a second CONNECTED on stream ${streamId}`);
+        stream.connected = true;
+        stream.events.connected(ConnectedMsg.decode(body));
+        return;
+      }
+      case 3: {
+        const stream = this.streamFor(streamId, hop, 'END');
+        if (!stream) return;
+        const end = EndMsg.decode(body);
+        this.streams.delete(streamId);
+        stream.events.ended(end.reasonInt === EndReason.toInt(EndReason.DONE) ? null : new StreamClosedError('relay', end.reason, end.reasonInt), end);
+        return;
+      }
+      case 10: // DROP: a long-range dummy
+        return;
+      default:
+        // tor-spec 6.1: a recognized cell with a command we don't understand is dropped.
+        this.counters.dropped++;
+        return;
+    }
+  }
+
+  /** Looks up a stream for an inbound message; cells for unknown (or closed) streams are dropped. */
+  private streamFor(streamId: number, hop: number, what: string): Stream | undefined {
+    const stream = this.streams.get(streamId);
+    if (!stream) {
+      this.counters.dropped++;
+      return undefined;
+    }
+    if (stream.hop !== hop) throw new ProtocolError(`${what} for stream ${streamId} came from hop #${hop + 1}, but the stream is attached to hop #${stream.hop + 1}`);
+    return stream;
+  }
+
+  private deliverData(streamId: number, hop: number, body: Uint8Array): void {
+    const stream = this.streamFor(streamId, hop, 'DATA');
+    if (!stream) return; // tor-spec 6.2: DATA for unrecognized streams is dropped (it still counted for the circuit)
+    if (!stream.connected) throw new ProtocolError(`DATA on stream ${streamId} before CONNECTED`);
+    stream.deliver.take();
+    // The payload view is reused by the channel reader: hand the consumer its own copy.
+    const wantMore = stream.events.data(body.slice());
+    if (!wantMore) stream.paused = true;
+    if (!stream.paused) this.sendStreamSendmes(stream);
+  }
+
+  /** tor-spec 7.3 / prop289: a circuit SENDME carrying the digest of the cell that triggered it. */
+  private maybeSendCircuitSendme(hop: number, digest: Uint8Array): void {
+    const deliver = this.hops[hop]!.deliver;
+    if (!deliver.sendmeDue) return;
+    deliver.sentSendme();
+    this.counters.sendmesOut++;
+    this.sendRelay(hop, 5, 0, new SendmeMsg(1, digest).encode());
+  }
+
+  /** tor-spec 7.4: stream SENDMEs while the window is ≤ 450 and the consumer keeps up. */
+  private sendStreamSendmes(stream: Stream): void {
+    while (stream.deliver.sendmeDue && this.state === 'open') {
+      stream.deliver.sentSendme();
+      this.counters.sendmesOut++;
+      this.sendRelay(stream.hop, 5, stream.id, new Uint8Array(0));
+    }
+  }
+
+  private handleSendme(hop: number, streamId: number, body: Uint8Array): void {
+    this.counters.sendmesIn++;
+    if (streamId === 0) {
+      const msg = SendmeMsg.decode(body);
+      this.hops[hop]!.package.handleCircuitSendme(msg.version, msg.digest, this.sendmeAcceptMinVersion);
+      for (const stream of this.streams.values()) if (stream.hop === hop) stream.events.writable?.();
+      return;
+    }
+    const stream = this.streamFor(streamId, hop, 'SENDME');
+    if (!stream) return;
+    stream.package.handleSendme();
+    stream.events.writable?.();
+  }
+
+  // -------------------------------------------------------------------------------
+  // Streams
+
+  /**
+   * Opens a stream at `hop` (default: the last hop) by sending `begin` (BEGIN or
+   * BEGIN_DIR). Events arrive through `events`.
+   */
+  openStream(streamId: number, begin: RelayMessage, events: StreamEvents, hop = this.hops.length - 1): void {
+    this.assertOpen();
+    if (!Number.isInteger(streamId) || streamId < 1 || streamId > 0xffff) throw new BadArgumentError(`stream ids are 1-65535, not ${streamId}`);
+    if (this.streams.has(streamId)) throw new BadArgumentError(`stream ${streamId} is already open on circuit ${this.circId}`);
+    if (begin.command !== 1 && begin.command !== 13) throw new BadArgumentError(`streams open with BEGIN or BEGIN_DIR, not ${RelayCommand.nameOf(begin.command)}`);
+    if (hop < 0 || hop >= this.hops.length) throw new BadArgumentError(`no hop #${hop + 1} on circuit ${this.circId}`);
+    this.streams.set(streamId, {
+      id: streamId,
+      hop,
+      events,
+      connected: false,
+      paused: false,
+      deliver: new DeliverWindow(STREAM_WINDOW, `stream ${streamId}`),
+      package: new PackageWindow(STREAM_WINDOW, `stream ${streamId}`),
+    });
+    this.sendRelay(hop, begin.command, streamId, begin.encode());
+  }
+
+  /** A free stream id (lowest unused), or undefined if all 65535 are taken. */
+  nextStreamId(): number | undefined {
+    for (let id = 1; id <= 0xffff; id++) if (!this.streams.has(id)) return id;
+    return undefined;
+  }
+
+  /** How many bytes `sendData` would accept right now. */
+  writableBytes(streamId: number): number {
+    const stream = this.streams.get(streamId);
+    if (!stream || this.state !== 'open') return 0;
+    const cells = Math.min(stream.package.window, this.hops[stream.hop]!.package.window);
+    return Math.max(0, cells) * RELAY_DATA_MAX;
+  }
+
+  /**
+   * Sends stream data as DATA cells of at most 498 bytes, as far as the stream and
+   * circuit package windows allow. Returns how many bytes were sent; the rest must wait
+   * for `StreamEvents.writable`.
+   */
+  sendData(streamId: number, data: Uint8Array): number {
+    this.assertOpen();
+    const stream = this.streams.get(streamId);
+    if (!stream) throw new BadArgumentError(`stream ${streamId} is not open on circuit ${this.circId}`);
+    const hop = this.hops[stream.hop]!;
+    let sent = 0;
+    while (sent < data.length && stream.package.canSend && hop.package.canSend) {
+      const piece = data.subarray(sent, sent + RELAY_DATA_MAX);
+      const record = hop.package.recordNext;
+      const digest = this.sendRelay(stream.hop, 2, streamId, piece);
+      if (record) hop.package.remember(digest);
+      hop.package.take();
+      stream.package.take();
+      this.counters.dataOut++;
+      sent += piece.length;
+    }
+    return sent;
+  }
+
+  /** The consumer caught up: send the stream SENDMEs it held back. */
+  resumeStream(streamId: number): void {
+    const stream = this.streams.get(streamId);
+    if (!stream || !stream.paused) return;
+    stream.paused = false;
+    if (this.state === 'open') this.sendStreamSendmes(stream);
+  }
+
+  /** Closes a stream from our side with END (reason MISC, as tor-spec 6.3 asks of OPs). */
+  endStream(streamId: number, error: OrportError | null = null): void {
+    const stream = this.streams.get(streamId);
+    if (!stream) return;
+    this.streams.delete(streamId);
+    if (this.state === 'open') this.sendRelay(stream.hop, 3, streamId, new EndMsg(EndReason.MISC).encode());
+    stream.events.ended(error ?? new StreamClosedError('local', EndReason.MISC, 1));
+  }
+
+  // -------------------------------------------------------------------------------
+  // Outbound relay cells
+
+  /**
+   * Builds, originates (digest) and encrypts a relay cell for `hop`, and sends it.
+   * Returns the full forward digest after it. Padding: four zero bytes, then random
+   * (tor-spec 6.1). EXTEND2 and early cells beyond hop #1 go as RELAY_EARLY (5.6).
+   */
+  sendRelay(hop: number, command: number, streamId: number, body: Uint8Array): Uint8Array {
+    if (body.length > RELAY_DATA_MAX) throw new InternalError(`relay body of ${body.length} bytes`);
+    const circIdLen = this.linkProtocol.circIdSize.size;
+    const cell = new Uint8Array(this.linkProtocol.fixedCellLength);
+    const payload = cell.subarray(circIdLen + 1);
+    writeRelayHeader(payload, command, 0, streamId, 0, body.length);
+    payload.set(body, RELAY_HEADER_LEN);
+    const padStart = RELAY_HEADER_LEN + body.length + 4;
+    if (padStart < FIXED_PAYLOAD_LEN) this.randomFill(payload, padStart, FIXED_PAYLOAD_LEN - padStart);
+    const digest = this.crypto.encrypt(hop, payload);
+    if (command === 14 && this.relayEarlyLeft === 0) {
+      throw new ProtocolError(`circuit ${this.circId} has used its ${MAX_RELAY_EARLY} RELAY_EARLY cells; EXTEND2 cannot be sent`);
+    }
+    const early = this.relayEarlyLeft > 0 && (command === 14 || hop > 0);
+    if (early) this.relayEarlyLeft--;
+    writeCircId(cell, this.circId, circIdLen);
+    cell[circIdLen] = early ? CMD.RELAY_EARLY : CMD.RELAY;
+    this.send(cell);
+    return digest;
+  }
+
+  private send(cell: Uint8Array): void {
+    this.counters.cellsOut++;
+    this.out.sendCell(cell);
+  }
+
+  private assertOpen(): void {
+    if (this.state === 'destroyed') throw new CircuitDestroyedError('local', CloseReason.FINISHED, 9, `circuit ${this.circId} is closed`);
+    if (this.state !== 'open') throw new BadArgumentError(`circuit ${this.circId} is not open yet (state ${this.state})`);
+  }
+
+  // -------------------------------------------------------------------------------
+  // Teardown
+
+  /** Closes the circuit from our side: DESTROY (reason NONE, tor-spec 5.4), then `destroyed`. */
+  destroy(reason: number | string = CloseReason.NONE, error?: OrportError): void {
+    if (this.state === 'destroyed') return;
+    const [name, value] = CloseReason.get(reason);
+    if (this.state !== 'new') this.send(new DestroyCell(this.circId, value).pack(this.linkProtocol));
+    this.finish(error ?? new CircuitDestroyedError('local', name, value));
+  }
+
+  /** A protocol violation on this circuit: DESTROY with reason PROTOCOL, report the violation. */
+  private destroyFor(error: OrportError): void {
+    this.destroy(CloseReason.PROTOCOL, error);
+  }
+
+  /** The channel under this circuit closed: no DESTROY can be sent. */
+  channelClosed(error: OrportError): void {
+    if (this.state === 'destroyed') return;
+    this.finish(error);
+  }
+
+  private finish(error: OrportError): void {
+    this.state = 'destroyed';
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    for (const stream of streams) stream.events.ended(error);
+    this.events.destroyed(error);
+  }
+}
+
+function writeCircId(cell: Uint8Array, circId: number, circIdLen: number): void {
+  if (circIdLen === 4) {
+    cell[0] = circId >>> 24;
+    cell[1] = circId >>> 16;
+    cell[2] = circId >>> 8;
+    cell[3] = circId;
+  } else {
+    cell[0] = circId >> 8;
+    cell[1] = circId;
+  }
+}
