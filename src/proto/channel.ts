@@ -128,6 +128,12 @@ export class ChannelMachine {
     return this.circuits.size;
   }
 
+  /** True if some circuit has a stream that still expects data from the relay. */
+  get awaitingData(): boolean {
+    for (const circuit of this.circuits.values()) if (circuit.streamCount > 0) return true;
+    return false;
+  }
+
   /** Bytes received but not yet a whole cell. */
   get bufferedBytes(): number {
     return this.decoder.buffered;
