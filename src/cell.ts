@@ -11,10 +11,17 @@
  *  - A partial cell throws `IncompleteError` (with how many bytes are missing); malformed
  *    bytes throw `DecodeError`; an odd-length VERSIONS payload is an error (tor-spec 4.1).
  *  - NETINFO's timestamp defaults to 0, as tor-spec 4.5 asks of clients, not to "now".
+ * Other deliberate differences: RELAY data given as a string is UTF-8 (Stem: Latin-1,
+ * with '?' for other characters); close reason 8 is CHANNEL_CLOSED (tor-spec's name and
+ * Stem 2's; Stem 1.8 says OR_CONN_CLOSED).
+ *
+ * Decoding is zero-copy: the byte fields of a decoded cell (data, payload, unused, key
+ * material…) are views into the bytes given to `Cell.pop` / `decodeFrame`. Copy what you
+ * keep if you reuse that buffer (the channel reader does, for the cells it keeps).
  */
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import { BadArgumentError, DecodeError, IncompleteError, hexExcerpt } from './errors.js';
-import { EMPTY, Reader, Writer, bytesEqual } from './codec/bytes.js';
+import { EMPTY, Reader, Writer, allocPooled, bytesEqual } from './codec/bytes.js';
 import {
   Address,
   Certificate,
@@ -46,6 +53,9 @@ export const RELAY_HEADER_LEN = 11;
 /** TAP handshake lengths (tor-spec 5.1.3): onion skin and reply. TAP is obsolete. */
 export const TAP_C_HANDSHAKE_LEN = 186;
 export const TAP_S_HANDSHAKE_LEN = 148;
+
+const STREAM_ID_REQUIRED_INTS = new Set([1, 2, 3, 4, 11, 12, 13]);
+const STREAM_ID_DISALLOWED_INTS = new Set([6, 7, 8, 9, 10, 14, 15]);
 
 /** Relay commands that need a stream id (Stem's list, tor-spec 6.1). */
 export const STREAM_ID_REQUIRED: readonly string[] = Object.freeze([
@@ -135,10 +145,10 @@ function frameCell(
         `Cell of type ${name} is too large (${circIdLen + 1 + payloadLen} bytes), must not be more than ${lp.fixedCellLength}. Check payload size (was ${payloadLen} bytes)`,
       );
     }
-    out = new Uint8Array(lp.fixedCellLength);
+    out = allocPooled(lp.fixedCellLength);
   } else {
     if (payloadLen > 0xffff) throw new BadArgumentError(`${name} payload is ${payloadLen} bytes; a variable-length cell holds at most 65535`);
-    out = new Uint8Array(circIdLen + 3 + payloadLen);
+    out = allocPooled(circIdLen + 3 + payloadLen);
     out[at] = payloadLen >> 8;
     out[at + 1] = payloadLen & 0xff;
     at += 2;
@@ -213,7 +223,11 @@ export abstract class Cell {
     return this.cls.VALUE;
   }
 
-  /** Encodes the cell for a link protocol (VERSIONS always uses 2, tor-spec 4.1). */
+  /**
+   * Encodes the cell for a link protocol: the circuit id is 2 bytes for versions ≤ 3,
+   * 4 bytes after (a VERSIONS cell opening a connection is packed with 2, tor-spec 4.1).
+   * The bytes may share an ArrayBuffer with other packed cells (a pool, as Node's Buffer).
+   */
   abstract pack(linkProtocol: number | LinkProtocol): Uint8Array;
 
   /** Frames `payload` (and `unused`) as this cell type. Stem's `_pack`. */
@@ -250,7 +264,7 @@ export abstract class Cell {
       const what = content.length > lp.circIdSize.size ? `${cellNameOf(content[lp.circIdSize.size]!)} cell` : 'cell header';
       throw new IncompleteError(what, content.length, frame, `truncated: ${content.length} bytes, at least ${frame} more needed (${hexExcerpt(content, 16)})`);
     }
-    return { cell: decodeFrame(frame, lp), rest: content.subarray(frame.length) };
+    return { cell: decodeFrame(frame, lp), rest: frame.length === content.length ? EMPTY : content.subarray(frame.length) };
   }
 
   /** Like `pop`, but returns undefined (instead of throwing) when the cell is incomplete. */
@@ -311,7 +325,7 @@ export class PaddingCell extends Cell {
   }
 
   static decodePayload(payload: Uint8Array): PaddingCell {
-    return new PaddingCell(payload.slice());
+    return new PaddingCell(payload);
   }
 }
 
@@ -336,7 +350,7 @@ export class CreateCell extends CircuitCell {
 
   static decodePayload(payload: Uint8Array, circId: number): CreateCell {
     const r = new Reader(payload, 'CREATE cell');
-    return new CreateCell(circId, r.bytes(TAP_C_HANDSHAKE_LEN, 'onion skin').slice(), r.rest().slice());
+    return new CreateCell(circId, r.bytes(TAP_C_HANDSHAKE_LEN, 'onion skin'), r.rest());
   }
 }
 
@@ -361,7 +375,7 @@ export class CreatedCell extends CircuitCell {
 
   static decodePayload(payload: Uint8Array, circId: number): CreatedCell {
     const r = new Reader(payload, 'CREATED cell');
-    return new CreatedCell(circId, r.bytes(TAP_S_HANDSHAKE_LEN, 'TAP reply').slice(), r.rest().slice());
+    return new CreatedCell(circId, r.bytes(TAP_S_HANDSHAKE_LEN, 'TAP reply'), r.rest());
   }
 }
 
@@ -409,7 +423,12 @@ export class RelayCell extends CircuitCell {
     unused: Uint8Array = EMPTY,
   ) {
     super(circId, unused);
-    [this.command, this.commandInt] = RelayCommand.get(command);
+    if (typeof command === 'number' && command >= 0 && command <= 255 && Number.isInteger(command)) {
+      this.commandInt = command;
+      this.command = RelayCommand.nameOf(command);
+    } else {
+      [this.command, this.commandInt] = RelayCommand.get(command);
+    }
     if (this.commandInt < 0 || this.commandInt > 255) throw new BadArgumentError(`relay command must be 0-255, not ${this.commandInt}`);
     if (!Number.isInteger(streamId) || streamId < 0 || streamId > 0xffff) throw new BadArgumentError(`stream id must be 0-65535, not ${streamId}`);
     if (!Number.isInteger(recognized) || recognized < 0 || recognized > 0xffff) throw new BadArgumentError(`'recognized' must be 0-65535, not ${recognized}`);
@@ -419,8 +438,8 @@ export class RelayCell extends CircuitCell {
     this.data = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     if (this.data.length > RELAY_DATA_MAX) throw new BadArgumentError(`RELAY cell data is at most ${RELAY_DATA_MAX} bytes, not ${this.data.length}`);
     if (this.digest === 0) {
-      if (!streamId && STREAM_ID_REQUIRED.includes(this.command)) throw new BadArgumentError(`${this.command} relay cells require a stream id`);
-      if (streamId && STREAM_ID_DISALLOWED.includes(this.command)) {
+      if (!streamId && STREAM_ID_REQUIRED_INTS.has(this.commandInt)) throw new BadArgumentError(`${this.command} relay cells require a stream id`);
+      if (streamId && STREAM_ID_DISALLOWED_INTS.has(this.commandInt)) {
         throw new BadArgumentError(`${this.command} relay cells concern the circuit itself and cannot have a stream id`);
       }
     }
@@ -429,20 +448,39 @@ export class RelayCell extends CircuitCell {
   /** The 509-byte payload: relay header, data, then `unused` (zero-filled to 509). */
   packPayload(): Uint8Array {
     const out = new Uint8Array(FIXED_PAYLOAD_LEN);
-    writeRelayHeader(out, this.commandInt, this.recognized, this.streamId, this.digest, this.data.length);
-    out.set(this.data, RELAY_HEADER_LEN);
-    if (this.unused.length) {
-      const room = FIXED_PAYLOAD_LEN - RELAY_HEADER_LEN - this.data.length;
-      if (this.unused.length > room) throw new BadArgumentError(`RELAY cell padding is ${this.unused.length} bytes, but only ${room} fit`);
-      out.set(this.unused, RELAY_HEADER_LEN + this.data.length);
-    }
+    this.writePayload(out);
     return out;
   }
 
-  pack(lp: number | LinkProtocol): Uint8Array {
-    const cls = this.constructor as unknown as CellClass;
-    if (!Number.isInteger(this.circId) || this.circId < 1) throw new BadArgumentError(`Circuit identifiers must a positive integer, not ${this.circId}`);
-    return frameCell(cls.NAME, cls.VALUE, true, LinkProtocol.of(lp), this.circId, [this.packPayload()]);
+  /** Writes the payload at `out[at…]` (509 bytes; the rest of `out` must be zero). */
+  private writePayload(out: Uint8Array, at = 0): void {
+    const room = FIXED_PAYLOAD_LEN - RELAY_HEADER_LEN - this.data.length;
+    if (this.unused.length > room) throw new BadArgumentError(`RELAY cell padding is ${this.unused.length} bytes, but only ${room} fit`);
+    writeRelayHeader(out, this.commandInt, this.recognized, this.streamId, this.digest, this.data.length, at);
+    out.set(this.data, at + RELAY_HEADER_LEN);
+    if (this.unused.length) out.set(this.unused, at + RELAY_HEADER_LEN + this.data.length);
+  }
+
+  pack(linkProtocol: number | LinkProtocol): Uint8Array {
+    const lp = LinkProtocol.of(linkProtocol);
+    const circIdLen = lp.circIdSize.size;
+    const circId = this.circId;
+    if (!Number.isInteger(circId) || circId < 1 || circId > (circIdLen === 4 ? 0xffffffff : 0xffff)) {
+      throw new BadArgumentError(circId >= 1 ? `circuit id ${circId} does not fit the ${circIdLen}-byte field of link protocol ${lp.version}` : `Circuit identifiers must a positive integer, not ${circId}`);
+    }
+    const out = allocPooled(lp.fixedCellLength);
+    if (circIdLen === 4) {
+      out[0] = circId >>> 24;
+      out[1] = circId >>> 16;
+      out[2] = circId >>> 8;
+      out[3] = circId;
+    } else {
+      out[0] = circId >> 8;
+      out[1] = circId;
+    }
+    out[circIdLen] = (this.constructor as unknown as CellClass).VALUE;
+    this.writePayload(out, circIdLen + 1);
+    return out;
   }
 
   static decodePayload(payload: Uint8Array, circId: number): RelayCell {
@@ -461,18 +499,18 @@ export class RelayEarlyCell extends RelayCell {
 }
 
 /** Writes the 11-byte relay header at the start of `payload`. */
-export function writeRelayHeader(payload: Uint8Array, command: number, recognized: number, streamId: number, digest: number, length: number): void {
-  payload[0] = command;
-  payload[1] = recognized >> 8;
-  payload[2] = recognized;
-  payload[3] = streamId >> 8;
-  payload[4] = streamId;
-  payload[5] = digest >>> 24;
-  payload[6] = digest >>> 16;
-  payload[7] = digest >>> 8;
-  payload[8] = digest;
-  payload[9] = length >> 8;
-  payload[10] = length;
+export function writeRelayHeader(payload: Uint8Array, command: number, recognized: number, streamId: number, digest: number, length: number, at = 0): void {
+  payload[at] = command;
+  payload[at + 1] = recognized >> 8;
+  payload[at + 2] = recognized;
+  payload[at + 3] = streamId >> 8;
+  payload[at + 4] = streamId;
+  payload[at + 5] = digest >>> 24;
+  payload[at + 6] = digest >>> 16;
+  payload[at + 7] = digest >>> 8;
+  payload[at + 8] = digest;
+  payload[at + 9] = length >> 8;
+  payload[at + 10] = length;
 }
 
 function decodeRelayPayload<T extends RelayCell>(
@@ -480,22 +518,26 @@ function decodeRelayPayload<T extends RelayCell>(
   payload: Uint8Array,
   circId: number,
 ): T {
-  const name = (ctor as unknown as CellClass).NAME;
-  const r = new Reader(payload, `${name} cell`);
-  const command = r.u8('relay command');
-  const recognized = r.u16('recognized');
-  const streamId = r.u16('stream id');
-  const digest = r.u32('digest');
-  const length = r.u16('length');
-  if (length > r.remaining) r.fail(`${name} cell said it had ${length} bytes of data, but only had ${r.remaining}`, 9);
-  const data = r.bytes(length).slice();
-  const unused = r.rest().slice();
+  // The payload of a fixed cell is always 509 bytes, so the 11-byte header is there.
+  const command = payload[0]!;
+  const recognized = (payload[1]! << 8) | payload[2]!;
+  const streamId = (payload[3]! << 8) | payload[4]!;
+  const digest = ((payload[5]! << 24) >>> 0) + ((payload[6]! << 16) | (payload[7]! << 8) | payload[8]!);
+  const length = (payload[9]! << 8) | payload[10]!;
+  const room = payload.length - RELAY_HEADER_LEN;
+  if (length > room) {
+    const name = (ctor as unknown as CellClass).NAME;
+    throw new DecodeError(`${name} cell`, 9, `${name} cell said it had ${length} bytes of data, but only had ${room}`);
+  }
+  const end = RELAY_HEADER_LEN + length;
+  const data = payload.subarray(RELAY_HEADER_LEN, end);
+  const unused = end === payload.length ? EMPTY : payload.subarray(end);
   // Decoding is lenient about stream-id rules (digest ≠ 0 skips them, as in Stem);
   // a decoded cell with digest 0 that breaks them is reported as a DecodeError.
   try {
     return new ctor(circId, command, data, digest, streamId, recognized, unused);
   } catch (err) {
-    if (err instanceof BadArgumentError) throw new DecodeError(`${name} cell`, 0, err.message);
+    if (err instanceof BadArgumentError) throw new DecodeError(`${(ctor as unknown as CellClass).NAME} cell`, 0, err.message);
     throw err;
   }
 }
@@ -520,7 +562,7 @@ export class DestroyCell extends CircuitCell {
 
   static decodePayload(payload: Uint8Array, circId: number): DestroyCell {
     const r = new Reader(payload, 'DESTROY cell');
-    return new DestroyCell(circId, r.u8('reason'), r.rest().slice());
+    return new DestroyCell(circId, r.u8('reason'), r.rest());
   }
 }
 
@@ -542,7 +584,7 @@ export class CreateFastCell extends CircuitCell {
 
   static decodePayload(payload: Uint8Array, circId: number): CreateFastCell {
     const r = new Reader(payload, 'CREATE_FAST cell');
-    return new CreateFastCell(circId, r.bytes(HASH_LEN, 'key material').slice(), r.rest().slice());
+    return new CreateFastCell(circId, r.bytes(HASH_LEN, 'key material'), r.rest());
   }
 }
 
@@ -566,9 +608,9 @@ export class CreatedFastCell extends CircuitCell {
 
   static decodePayload(payload: Uint8Array, circId: number): CreatedFastCell {
     const r = new Reader(payload, 'CREATED_FAST cell');
-    const keyMaterial = r.bytes(HASH_LEN, 'key material').slice();
-    const derivativeKey = r.bytes(HASH_LEN, 'derivative key').slice();
-    return new CreatedFastCell(circId, derivativeKey, keyMaterial, r.rest().slice());
+    const keyMaterial = r.bytes(HASH_LEN, 'key material');
+    const derivativeKey = r.bytes(HASH_LEN, 'derivative key');
+    return new CreatedFastCell(circId, derivativeKey, keyMaterial, r.rest());
   }
 }
 
@@ -643,7 +685,7 @@ export class NetinfoCell extends Cell {
     const count = r.u8('address count');
     const senders: Address[] = [];
     for (let i = 0; i < count; i++) senders.push(Address.decode(r));
-    return new NetinfoCell(receiver, senders, new Date(timestamp * 1000), r.rest().slice());
+    return new NetinfoCell(receiver, senders, new Date(timestamp * 1000), r.rest());
   }
 }
 
@@ -678,7 +720,7 @@ export class Create2Cell extends CircuitCell {
     const htype = r.u16('HTYPE');
     const hlen = r.u16('HLEN');
     if (hlen > r.remaining) r.fail(`HLEN is ${hlen}, but only ${r.remaining} bytes follow`, 2);
-    return new Create2Cell(circId, htype, r.bytes(hlen).slice(), r.rest().slice());
+    return new Create2Cell(circId, htype, r.bytes(hlen), r.rest());
   }
 }
 
@@ -706,7 +748,7 @@ export class Created2Cell extends CircuitCell {
     const r = new Reader(payload, 'CREATED2 cell');
     const hlen = r.u16('HLEN');
     if (hlen > r.remaining) r.fail(`HLEN is ${hlen}, but only ${r.remaining} bytes follow`, 0);
-    return new Created2Cell(circId, r.bytes(hlen).slice(), r.rest().slice());
+    return new Created2Cell(circId, r.bytes(hlen), r.rest());
   }
 }
 
@@ -741,7 +783,7 @@ export class PaddingNegotiateCell extends Cell {
     const command = r.u8('command');
     const low = r.u16('ito_low_ms');
     const high = r.u16('ito_high_ms');
-    return new PaddingNegotiateCell(command, low, high, version, r.rest().slice());
+    return new PaddingNegotiateCell(command, low, high, version, r.rest());
   }
 }
 
@@ -768,7 +810,7 @@ export class VPaddingCell extends Cell {
   }
 
   static decodePayload(payload: Uint8Array): VPaddingCell {
-    return new VPaddingCell(undefined, payload.slice());
+    return new VPaddingCell(undefined, payload);
   }
 }
 
@@ -797,7 +839,7 @@ export class CertsCell extends Cell {
       if (!r.remaining) r.fail(`CERTS cell indicates it should have ${count} certificates, but only contained ${certs.length}`);
       certs.push(Certificate.decode(r));
     }
-    return new CertsCell(certs, r.rest().slice());
+    return new CertsCell(certs, r.rest());
   }
 }
 
@@ -827,12 +869,12 @@ export class AuthChallengeCell extends Cell {
     const minSize = AUTH_CHALLENGE_SIZE + 2;
     if (payload.length < minSize) throw new DecodeError('AUTH_CHALLENGE cell', 0, `AUTH_CHALLENGE payload should be at least ${minSize} bytes, but was ${payload.length}`);
     const r = new Reader(payload, 'AUTH_CHALLENGE cell');
-    const challenge = r.bytes(AUTH_CHALLENGE_SIZE).slice();
+    const challenge = r.bytes(AUTH_CHALLENGE_SIZE);
     const count = r.u16('method count');
     if (r.remaining < count * 2) r.fail(`AUTH_CHALLENGE should have ${count} methods, but only had ${r.remaining} bytes for it`);
     const methods: number[] = [];
     for (let i = 0; i < count; i++) methods.push(r.u16('method'));
-    return new AuthChallengeCell(methods, challenge, r.rest().slice());
+    return new AuthChallengeCell(methods, challenge, r.rest());
   }
 }
 
@@ -862,7 +904,7 @@ export class AuthenticateCell extends Cell {
     const type = r.u16('AuthType');
     const len = r.u16('AuthLen');
     if (len > r.remaining) r.fail(`AuthLen is ${len}, but only ${r.remaining} bytes follow`, 2);
-    return new AuthenticateCell(type, r.bytes(len).slice(), r.rest().slice());
+    return new AuthenticateCell(type, r.bytes(len), r.rest());
   }
 }
 
@@ -881,7 +923,7 @@ export class AuthorizeCell extends Cell {
   }
 
   static decodePayload(payload: Uint8Array): AuthorizeCell {
-    return new AuthorizeCell(payload.slice());
+    return new AuthorizeCell(payload);
   }
 }
 
@@ -961,7 +1003,7 @@ function cellNameOf(command: number): string {
 /** Decodes a frame into its cell class (UnknownCell for an unknown command). */
 export function decodeFrame(frame: CellFrame, lp: LinkProtocol): Cell {
   const cls = BY_VALUE.get(frame.command);
-  if (!cls) return new UnknownCell(frame.command, frame.circId, frame.payload.slice());
+  if (!cls) return new UnknownCell(frame.command, frame.circId, frame.payload);
   if (cls.IS_CIRCUIT_CELL && frame.circId === 0) {
     throw new DecodeError(`${cls.NAME} cell`, 0, `circuit id 0 is reserved; ${cls.NAME} cells need a circuit (tor-spec 5.1.1)`);
   }

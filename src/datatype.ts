@@ -275,7 +275,12 @@ export class LinkProtocol {
 
   /** The LinkProtocol for a version number (or the same LinkProtocol). */
   static of(version: number | LinkProtocol): LinkProtocol {
-    if (version instanceof LinkProtocol) return version;
+    if (typeof version === 'number') {
+      const known = LinkProtocol.cache.get(version);
+      if (known) return known;
+    } else if (version instanceof LinkProtocol) {
+      return version;
+    }
     if (typeof version !== 'number' || !Number.isInteger(version) || version < 0 || version > 0xffff) {
       throw new BadArgumentError(`link protocol must be an integer 0-65535, not ${JSON.stringify(version)}`);
     }

@@ -9,6 +9,27 @@ import { DecodeError, IncompleteError } from '../errors.js';
 
 export const EMPTY: Uint8Array = new Uint8Array(0);
 
+/**
+ * Pooled allocation for small byte arrays (cells): Node allocates every Uint8Array over
+ * 64 bytes outside the JS heap, which is slow; this hands out zeroed views of a 64 KiB
+ * slab instead (a slab is never reused, so the bytes start zeroed). The views share an
+ * ArrayBuffer, as Node's own Buffer pool does.
+ */
+const POOL_SIZE = 64 * 1024;
+let pool = new Uint8Array(POOL_SIZE);
+let poolOffset = 0;
+
+export function allocPooled(n: number): Uint8Array {
+  if (n > 4096) return new Uint8Array(n);
+  if (poolOffset + n > POOL_SIZE) {
+    pool = new Uint8Array(POOL_SIZE);
+    poolOffset = 0;
+  }
+  const out = pool.subarray(poolOffset, poolOffset + n);
+  poolOffset = (poolOffset + n + 7) & ~7;
+  return out;
+}
+
 export class Reader {
   /** Position of the next byte to read, relative to the start of `buf`. */
   pos: number;

@@ -28,50 +28,54 @@ export interface Tor1Keys {
 }
 
 /**
- * One hop's crypto state. `originate` + `encrypt` handle cells we send to (or through)
- * this hop; `decrypt` + `recognize` handle cells coming back.
+ * One hop's crypto state, from one end's point of view. The client's layer sends with
+ * (Kf, Df) and receives with (Kb, Db); the relay's mirror image (for fake relays and
+ * tests) sends with (Kb, Db) and receives with (Kf, Df). `originate` + `encrypt` handle
+ * cells we send; `decrypt` + `recognize` handle cells we receive.
  */
 export class Tor1Layer {
-  private readonly forwardCipher: Cipher;
-  private readonly backwardCipher: Decipher;
-  private forwardDigest: Hash;
-  private backwardDigest: Hash;
+  private readonly outCipher: Cipher;
+  private readonly inCipher: Decipher;
+  private outDigest: Hash;
+  private inDigest: Hash;
 
-  constructor(keys: Tor1Keys) {
+  /** The client's layer for a hop (the default). */
+  constructor(keys: Tor1Keys, side: 'client' | 'relay' = 'client') {
     if (keys.forwardKey.length !== KEY_LEN || keys.backwardKey.length !== KEY_LEN) throw new BadArgumentError(`tor1 keys Kf and Kb are ${KEY_LEN} bytes`);
     if (keys.forwardDigest.length !== HASH_LEN || keys.backwardDigest.length !== HASH_LEN) throw new BadArgumentError(`tor1 digests Df and Db are ${HASH_LEN} bytes`);
-    this.forwardCipher = createCipheriv('aes-128-ctr', keys.forwardKey, ZERO_IV);
-    this.backwardCipher = createDecipheriv('aes-128-ctr', keys.backwardKey, ZERO_IV);
-    this.forwardDigest = createHash('sha1').update(keys.forwardDigest);
-    this.backwardDigest = createHash('sha1').update(keys.backwardDigest);
+    const client = side === 'client';
+    this.outCipher = createCipheriv('aes-128-ctr', client ? keys.forwardKey : keys.backwardKey, ZERO_IV);
+    this.inCipher = createDecipheriv('aes-128-ctr', client ? keys.backwardKey : keys.forwardKey, ZERO_IV);
+    this.outDigest = createHash('sha1').update(client ? keys.forwardDigest : keys.backwardDigest);
+    this.inDigest = createHash('sha1').update(client ? keys.backwardDigest : keys.forwardDigest);
   }
 
   /**
-   * tor-spec 6.1: for a plaintext payload we originate for this hop, folds it (digest
-   * field zeroed) into the forward digest and writes the first 4 digest bytes. Returns
+   * tor-spec 6.1: for a plaintext payload we originate at this layer, folds it (digest
+   * field zeroed) into the sending digest and writes the first 4 digest bytes. Returns
    * the full 20-byte running digest after this cell (what a v1 SENDME will echo).
    */
   originate(payload: Uint8Array): Uint8Array {
     payload.fill(0, DIGEST_AT, DIGEST_AT + 4);
-    this.forwardDigest.update(payload);
-    const digest = this.forwardDigest.copy().digest();
+    this.outDigest.update(payload);
+    const digest = this.outDigest.copy().digest();
     payload.set(digest.subarray(0, 4), DIGEST_AT);
     return digest;
   }
 
-  /** Encrypts one payload in place with Kf (tor-spec 5.5.2.1). */
+  /** Encrypts one payload in place (Kf for the client, tor-spec 5.5.2.1). */
   encrypt(payload: Uint8Array): void {
-    payload.set(this.forwardCipher.update(payload));
+    payload.set(this.outCipher.update(payload));
   }
 
-  /** Decrypts one payload in place with Kb (tor-spec 5.5.3). */
+  /** Decrypts one payload in place (Kb for the client, tor-spec 5.5.3). */
   decrypt(payload: Uint8Array): void {
-    payload.set(this.backwardCipher.update(payload));
+    payload.set(this.inCipher.update(payload));
   }
 
   /**
    * tor-spec 6.1: is this decrypted payload for us? If 'recognized' is zero and the digest
-   * matches our backward running digest, the digest state advances and the full 20-byte
+   * matches our receiving running digest, the digest state advances and the full 20-byte
    * digest is returned; otherwise the state is unchanged and undefined is returned.
    */
   recognize(payload: Uint8Array): Uint8Array | undefined {
@@ -81,7 +85,7 @@ export class Tor1Layer {
     const d2 = payload[DIGEST_AT + 2]!;
     const d3 = payload[DIGEST_AT + 3]!;
     payload.fill(0, DIGEST_AT, DIGEST_AT + 4);
-    const candidate = this.backwardDigest.copy().update(payload);
+    const candidate = this.inDigest.copy().update(payload);
     const digest = candidate.copy().digest();
     payload[DIGEST_AT] = d0;
     payload[DIGEST_AT + 1] = d1;
@@ -90,7 +94,7 @@ export class Tor1Layer {
     // Constant-time comparison of the 4 digest bytes.
     const diff = (digest[0]! ^ d0) | (digest[1]! ^ d1) | (digest[2]! ^ d2) | (digest[3]! ^ d3);
     if (diff !== 0) return undefined;
-    this.backwardDigest = candidate;
+    this.inDigest = candidate;
     return digest;
   }
 }

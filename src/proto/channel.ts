@@ -266,8 +266,9 @@ export class ChannelMachine {
     }
   }
 
+  /** Decodes a handshake cell into its own bytes (the decoder reuses its buffer). */
   private decode(frame: CellFrame): Cell {
-    return decodeFrame(frame, this.linkProtocol ?? LinkProtocol.of(2));
+    return decodeFrame({ ...frame, payload: frame.payload.slice() }, this.linkProtocol ?? LinkProtocol.of(2));
   }
 
   private describe(frame: CellFrame): string {
