@@ -21,3 +21,6 @@ export {
   DEFAULT_MAX_RESPONSE_BYTES,
 } from './client/circuit.js';
 export type { WaitOptions } from './client/wait.js';
+export { verifyCertsCell, type RelayIdentity, type VerifiedChain, type ChainEntry } from './crypto/certs.js';
+export { parseHttpResponse, type HttpResponse } from './dir/http.js';
+export { parseConsensus, parseServerDescriptors, type Consensus, type RouterStatus, type ServerDescriptor } from './dir/documents.js';

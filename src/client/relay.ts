@@ -13,12 +13,14 @@ import {
   BadArgumentError,
   ChannelClosedError,
   HandshakeError,
+  IdentityMismatchError,
   NetworkError,
   OrportError,
 } from '../errors.js';
 import { DEFAULT_LINK_PROTOCOLS, VPaddingCell, type AuthChallengeCell, type CertsCell, type NetinfoCell } from '../cell.js';
 import { Address, type LinkProtocol } from '../datatype.js';
 import { ChannelMachine, type HandshakeResult } from '../proto/channel.js';
+import { VERIFY_BY_DEFAULT, verifyCertsCell, type RelayIdentity, type VerifiedChain } from '../crypto/certs.js';
 import type { CircuitOptions } from '../proto/circuit.js';
 import { boundedWait, type WaitOptions } from './wait.js';
 import { RelayCircuit, type CreateCircuitOptions } from './circuit.js';
@@ -48,6 +50,13 @@ export interface ConnectOptions extends WaitOptions {
   quickAck?: boolean;
   /** Options for every circuit on this connection. */
   circuit?: CircuitOptions;
+  /**
+   * Verify the relay's CERTS chain (tor-spec 4.2) against the TLS certificate it presented.
+   * Turn off only for research on broken relays.
+   */
+  verifyCertificates?: boolean;
+  /** Pinned identity: connect fails with IdentityMismatchError if the relay proves another. */
+  identity?: { rsa?: string; ed25519?: string };
 }
 
 /** A VPADDING cell with an empty payload, framed for a link protocol (tor-spec 3, 7.2). */
@@ -62,6 +71,18 @@ function checkTarget(address: string, port: number): void {
     throw new BadArgumentError(`'${String(address)}' isn't an IPv4 address, IPv6 address or hostname`);
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadArgumentError(`'${String(port)}' isn't a valid port (1-65535)`);
+}
+
+/** Fails with IdentityMismatchError if a pinned identity differs from the proven one. */
+function checkPinnedIdentity(pinned: ConnectOptions['identity'], seen: RelayIdentity): void {
+  if (pinned?.rsa !== undefined) {
+    const expected = pinned.rsa.replace(/^\$/, '').replace(/\s+/g, '').toUpperCase();
+    if (expected !== seen.rsa) throw new IdentityMismatchError('rsa', expected, seen.rsa);
+  }
+  if (pinned?.ed25519 !== undefined) {
+    const expected = pinned.ed25519.replace(/=+$/, '');
+    if (expected !== seen.ed25519) throw new IdentityMismatchError('ed25519', expected, seen.ed25519);
+  }
 }
 
 /** Maps a socket error to a NetworkError that says what it means for an ORPort. */
@@ -98,6 +119,8 @@ export class Relay {
   readonly clockSkewMs: number;
   /** The DER bytes of the TLS certificate the relay presented on this connection. */
   readonly peerCertificate: Uint8Array;
+  /** The verified CERTS chain (undefined when verification was turned off). */
+  readonly chain: VerifiedChain | undefined;
   /** Milliseconds from starting TCP to the end of the link handshake. */
   readonly handshakeMs: number;
   readonly address: string;
@@ -114,7 +137,7 @@ export class Relay {
     private readonly channel: ChannelMachine,
     private readonly writer: CellWriter,
     result: HandshakeResult,
-    info: { address: string; port: number; peerCertificate: Uint8Array; handshakeMs: number; clockSkewMs: number; quickAck: boolean },
+    info: { address: string; port: number; peerCertificate: Uint8Array; chain: VerifiedChain | undefined; handshakeMs: number; clockSkewMs: number; quickAck: boolean },
   ) {
     this.linkProtocol = result.linkProtocol.version;
     this.relayVersions = result.relayVersions;
@@ -126,6 +149,7 @@ export class Relay {
     this.peerCertificate = info.peerCertificate;
     this.handshakeMs = info.handshakeMs;
     this.clockSkewMs = info.clockSkewMs;
+    this.chain = info.chain;
     this.connectedAt = Date.now();
     this.quickAckCell = info.quickAck ? emptyVPadding(result.linkProtocol) : undefined;
   }
@@ -151,10 +175,16 @@ export class Relay {
       const peerAddress = isIP(address) ? new Address(address) : new Address(address, 0);
       let peerCertificate: Uint8Array = new Uint8Array(0);
       let relay: Relay | undefined;
+      let chain: VerifiedChain | undefined;
       channel = new ChannelMachine(linkProtocols, writer, {
+        certs: (certs) => {
+          if (!(options.verifyCertificates ?? VERIFY_BY_DEFAULT)) return;
+          chain = verifyCertsCell(certs, peerCertificate, new Date());
+          checkPinnedIdentity(options.identity, chain.identity);
+        },
         handshakeComplete: (result) => {
           const clockSkewMs = result.netinfo.timestamp.getTime() - Date.now();
-          relay = new Relay(socket!, channel!, writer, result, { address, port, peerCertificate, handshakeMs: performance.now() - started, clockSkewMs, quickAck: options.quickAck ?? true });
+          relay = new Relay(socket!, channel!, writer, result, { address, port, peerCertificate, chain, handshakeMs: performance.now() - started, clockSkewMs, quickAck: options.quickAck ?? true });
           relay.attach();
           resolve(relay);
         },
@@ -235,6 +265,11 @@ export class Relay {
   /** When we connected (while alive) or disconnected (after), in ms since the epoch, as Stem's `connection_time()`. */
   get connectionTime(): number {
     return this.closedAt || this.connectedAt;
+  }
+
+  /** The identity the relay proved in its CERTS chain (undefined when not verified). */
+  get identity(): RelayIdentity | undefined {
+    return this.chain?.identity;
   }
 
   /** The address the relay sees us at (its NETINFO "other address"). */
