@@ -28,7 +28,9 @@ export function boundedWait<T>(
   start: (settle: Settle<T>) => ((error: OrportError) => void) | void,
 ): Promise<T> {
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
-  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new BadArgumentError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}`);
+  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
+    return Promise.reject(new BadArgumentError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}`));
+  }
   const signal = options.signal;
   return new Promise<T>((resolve, reject) => {
     let done = false;
