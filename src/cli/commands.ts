@@ -1,4 +1,7 @@
 /** cli/commands — the registry of subcommands, in the order `--help` lists them. */
 import type { Command } from './command.js';
+import { demoCommand } from './demo.js';
+import { dirCommand } from './dir.js';
+import { testnetCommand } from './testnet.js';
 
-export const commands: readonly Command[] = [];
+export const commands: readonly Command[] = [demoCommand, dirCommand, testnetCommand];
