@@ -325,7 +325,7 @@ export class ChannelMachine {
     const circuits = [...this.circuits.values()];
     this.circuits.clear();
     for (const circuit of circuits) {
-      if (orderly) circuit.destroy();
+      if (orderly) circuit.destroy(undefined, error);
       else circuit.channelClosed(error);
     }
     this.state = 'closed';
