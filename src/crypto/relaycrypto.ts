@@ -68,9 +68,9 @@ export class Tor1Layer {
     payload.set(this.outCipher.update(payload));
   }
 
-  /** Decrypts one payload in place (Kb for the client, tor-spec 5.5.3). */
-  decrypt(payload: Uint8Array): void {
-    payload.set(this.inCipher.update(payload));
+  /** Decrypts one payload (Kb for the client, tor-spec 5.5.3) into a fresh buffer. */
+  decrypt(payload: Uint8Array): Uint8Array {
+    return this.inCipher.update(payload);
   }
 
   /**
@@ -99,10 +99,12 @@ export class Tor1Layer {
   }
 }
 
-/** Where a received cell was recognized, and its full running digest. */
+/** Where a received cell was recognized, its plaintext, and its full running digest. */
 export interface Recognized {
   /** 0-based hop index (hop #1 is 0). */
   hop: number;
+  /** The decrypted payload (a fresh buffer the caller owns). */
+  plain: Uint8Array;
   digest: Uint8Array;
 }
 
@@ -132,13 +134,14 @@ export class CircuitCrypto {
     return digest;
   }
 
-  /** Decrypts `payload` in place; throws a ProtocolError (E_BAD_CELL_AUTH) if no hop recognizes it. */
+  /** Decrypts `payload` layer by layer; throws a ProtocolError (E_BAD_CELL_AUTH) if no hop recognizes it. */
   decrypt(payload: Uint8Array): Recognized {
+    let plain = payload;
     for (let hop = 0; hop < this.layers.length; hop++) {
       const layer = this.layers[hop]!;
-      layer.decrypt(payload);
-      const digest = layer.recognize(payload);
-      if (digest) return { hop, digest };
+      plain = layer.decrypt(plain);
+      const digest = layer.recognize(plain);
+      if (digest) return { hop, plain, digest };
     }
     throw new ProtocolError(`a RELAY cell was not recognized by any of the circuit's ${this.layers.length} hop(s): its 'recognized' field or digest does not match`, {
       code: 'E_BAD_CELL_AUTH',

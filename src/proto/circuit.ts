@@ -204,12 +204,13 @@ export class CircuitMachine {
 
   private handleRelay(payload: Uint8Array): void {
     if (this.state !== 'open') throw new ProtocolError(`RELAY cell on circuit ${this.circId} before it was created`);
-    const { hop, digest } = this.crypto.decrypt(payload);
-    const command = payload[0]!;
-    const streamId = (payload[3]! << 8) | payload[4]!;
-    const length = (payload[9]! << 8) | payload[10]!;
+    // `plain` is a fresh buffer (the cipher's output): views into it are ours to hand out.
+    const { hop, plain, digest } = this.crypto.decrypt(payload);
+    const command = plain[0]!;
+    const streamId = (plain[3]! << 8) | plain[4]!;
+    const length = (plain[9]! << 8) | plain[10]!;
     if (length > RELAY_DATA_MAX) throw new ProtocolError(`RELAY cell from hop #${hop + 1} claims ${length} bytes of data; at most ${RELAY_DATA_MAX} fit`);
-    const body = payload.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length);
+    const body = plain.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length);
     const rule = streamIdRule(command);
     if ((rule === 'required' && streamId === 0) || (rule === 'disallowed' && streamId !== 0)) {
       throw new ProtocolError(`${RelayCommand.nameOf(command)} from hop #${hop + 1} ${streamId ? `has stream id ${streamId}, but it concerns the circuit` : 'needs a stream id, but has 0'}`);
@@ -266,8 +267,7 @@ export class CircuitMachine {
     if (!stream) return; // tor-spec 6.2: DATA for unrecognized streams is dropped (it still counted for the circuit)
     if (!stream.connected) throw new ProtocolError(`DATA on stream ${streamId} before CONNECTED`);
     stream.deliver.take();
-    // The payload view is reused by the channel reader: hand the consumer its own copy.
-    const wantMore = stream.events.data(body.slice());
+    const wantMore = stream.events.data(body);
     if (!wantMore) stream.paused = true;
     if (!stream.paused) this.sendStreamSendmes(stream);
   }

@@ -57,8 +57,7 @@ export class RelaySideCircuit {
   /** Decrypts a RELAY/RELAY_EARLY payload from the client; throws if it isn't recognized. */
   receive(payload: Uint8Array, cellCommand = 3): RelayMessageIn {
     const layer = this.requireLayer();
-    const copy = payload.slice();
-    layer.decrypt(copy);
+    const copy = layer.decrypt(payload);
     const digest = layer.recognize(copy);
     if (!digest) throw new ProtocolError('relay side: a cell from the client was not recognized (bad digest)');
     const length = (copy[9]! << 8) | copy[10]!;
