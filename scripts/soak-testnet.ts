@@ -10,7 +10,9 @@
  * any boot failed. As root outside a network namespace it re-executes itself
  * under `unshare --net` (via ensureIsolated); it never starts tor elsewhere.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ensureIsolated, formatFindings, startTestnet, torProcessesUnder, type BootTimings } from '../src/testnet/index.js';
 
 interface Args {
@@ -60,6 +62,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
+  const baseDir = mkdtempSync(join(tmpdir(), 'orport-soak-'));
   const results: { ok: boolean; timings?: BootTimings; error?: string }[] = [];
   console.log(`soak: ${args.count} boots of 3 authorities + ${args.relays} relays + ${args.exits} exits${args.client ? ' + client' : ''}${args.freshKeys ? ', fresh keys each time' : ''}`);
   console.log('boot  prepare  1st-cons  full-cons  settled  client   total   (seconds; consensus/settled/client since launch)');
@@ -71,6 +74,7 @@ async function main(): Promise<number> {
         exits: args.exits,
         client: args.client,
         httpFileBytes: 1024 * 1024,
+        baseDir,
         keyCacheDir: args.freshKeys ? null : undefined,
         signal: abort.signal,
         log: args.verbose ? (m) => process.stderr.write(`${m}\n`) : undefined,
@@ -103,9 +107,12 @@ async function main(): Promise<number> {
     console.log(`  total boot:           ${stats(timings.map((t) => t.totalMs))}`);
     console.log(`  first consensus:      ${stats(timings.map((t) => t.firstConsensusMs))}`);
   }
-  const strays = torProcessesUnder('orport-testnet-');
-  if (strays.length > 0) console.log(`  WARNING: tor processes of some test network still run: ${strays.map((p) => p.pid).join(', ')}`);
-  return ok.length === results.length && results.length === args.count ? 0 : 1;
+  const strays = torProcessesUnder(baseDir);
+  const leftovers = readdirSync(baseDir);
+  if (strays.length > 0 || leftovers.length > 0) console.log(`  FAIL: left behind: tor pids [${strays.map((p) => p.pid).join(', ')}], entries [${leftovers.join(', ')}] in ${baseDir}`);
+  else console.log(`  nothing left behind (no tor process, no directory under ${baseDir})`);
+  rmSync(baseDir, { recursive: true, force: true });
+  return ok.length === results.length && results.length === args.count && strays.length === 0 && leftovers.length === 0 ? 0 : 1;
 }
 
 main().then(

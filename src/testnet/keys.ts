@@ -156,10 +156,9 @@ async function cacheEntryUsable(entry: string, role: RelayRole): Promise<boolean
 }
 
 async function storeCacheEntry(entry: string, dataDir: string): Promise<void> {
-  const cacheDir = join(entry, '..');
-  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
   const temporary = `${entry}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
+    await mkdir(join(entry, '..'), { recursive: true, mode: 0o700 });
     await mkdir(temporary, { mode: 0o700 });
     await cp(join(dataDir, 'keys'), join(temporary, 'keys'), { recursive: true });
     await cp(join(dataDir, 'fingerprint'), join(temporary, 'fingerprint'));
@@ -168,8 +167,9 @@ async function storeCacheEntry(entry: string, dataDir: string): Promise<void> {
     await rm(entry, { recursive: true, force: true });
     await rename(temporary, entry);
   } catch {
-    // A concurrent network stored the same entry first, or /tmp is read-only: the cache is optional.
+    // A concurrent network stored the same entry first, or the cache is not
+    // writable (another user's, read-only /tmp): the cache is only a speed-up.
   } finally {
-    await rm(temporary, { recursive: true, force: true });
+    await rm(temporary, { recursive: true, force: true }).catch(() => undefined);
   }
 }

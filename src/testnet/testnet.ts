@@ -152,6 +152,8 @@ const HTTP_TIMEOUT_MS = 2000;
 const TOOL_TIMEOUT_MS = 30_000;
 /** A relay still lagging this long after its last SIGHUP gets another one. */
 const REHUP_AFTER_MS = 2500;
+/** How often the boot log says who it is still waiting for. */
+const LAG_REPORT_MS = 2000;
 
 function resolveOptions(options: TestnetOptions): Resolved {
   const int = (name: string, value: number | undefined, fallback: number, min: number, max: number): number => {
@@ -427,7 +429,8 @@ export async function startTestnet(options: TestnetOptions = {}): Promise<Testne
     // An abort is the caller's wish to stop, not a failure worth keeping logs for.
     const keepDir = opts.keep || (opts.keepOnFailure && !(error instanceof AbortError));
     const report = await network.teardown(!keepDir);
-    const where = report.dir === '' ? '' : report.dirRemoved ? ` (directory ${report.dir} removed; pass keepOnFailure/--keep to keep the logs)` : ` (logs kept in ${report.dir})`;
+    const hint = error instanceof AbortError ? '' : '; pass keepOnFailure (CLI: it is the default) or keep to keep the logs';
+    const where = report.dir === '' ? '' : report.dirRemoved ? ` (directory ${report.dir} removed${hint})` : ` (logs kept in ${report.dir})`;
     network.log(`boot failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}${where}`);
     throw error;
   }
@@ -626,6 +629,7 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
   };
   for (const n of nonAuthorities) hup(n);
   const pending = new Map<string, string>(relayPlans.map((n) => [n.nick, 'not checked yet']));
+  let lastLagReport = performance.now();
   network.progress = 'every relay to serve the consensus and descriptors';
   while (pending.size > 0) {
     await Promise.all(
@@ -640,8 +644,15 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
     if (pending.size === 0) break;
     network.progress = `every relay to serve the consensus and descriptors; lagging: ${[...pending].map(([nick, lag]) => `${nick} (${lag}; see ${join(dir, nick, 'notice.log')})`).join(', ')}`;
     const now = performance.now();
+    if (now - lastLagReport > LAG_REPORT_MS) {
+      lastLagReport = now;
+      network.log(`waiting for ${[...pending].map(([nick, lag]) => `${nick} (${lag})`).join(', ')}`);
+    }
     for (const n of nonAuthorities) {
-      if (pending.has(n.nick) && now - (lastHup.get(n.nick) ?? 0) > REHUP_AFTER_MS) hup(n);
+      if (pending.has(n.nick) && now - (lastHup.get(n.nick) ?? 0) > REHUP_AFTER_MS) {
+        hup(n);
+        network.log(`SIGHUP to ${n.nick} again (still lagging: ${pending.get(n.nick) ?? ''})`);
+      }
     }
     await sleep(POLL_MS, signal, network.progress);
   }
