@@ -2,6 +2,8 @@
 import type { Command } from './command.js';
 import { demoCommand } from './demo.js';
 import { dirCommand } from './dir.js';
+import { probeCommand } from './probe.js';
+import { scanCommand } from './scan.js';
 import { testnetCommand } from './testnet.js';
 
-export const commands: readonly Command[] = [demoCommand, dirCommand, testnetCommand];
+export const commands: readonly Command[] = [demoCommand, dirCommand, probeCommand, scanCommand, testnetCommand];
