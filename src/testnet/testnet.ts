@@ -29,7 +29,8 @@ import { join } from 'node:path';
 import { AbortError, BadArgumentError, EnvironmentError, InternalError, TimeoutError } from '../errors.js';
 import type { BootTimings, NodeDescription, RelayNodeDescription, TestnetDescription } from './description.js';
 import { DESCRIPTION_FORMAT } from './description.js';
-import { checkRelayServes, consensusRouters, httpGetText, missingRelays, type ExpectedRelay } from './dirport.js';
+import { checkRelayServes, consensusRouters, httpGetText, missingRelays, serverDescriptorNicks, type ExpectedRelay } from './dirport.js';
+import { controlSetConf } from './control.js';
 import { NodeDiedError, PortInUseError, ToolFailedError } from './errors.js';
 import { createRandomFile, startFileServer, type FileServer, type RandomFile } from './httpfile.js';
 import { assertIsolated, findExecutable } from './isolation.js';
@@ -93,6 +94,13 @@ export interface TestnetOptions {
   readonly verifyTorrcs?: boolean;
   /** Seconds from launch to the first consensus's valid-after, at least (default 6; see alignVotingOffset). */
   readonly voteLeadSec?: number;
+  /**
+   * Move the first vote to just after every authority holds every relay's
+   * descriptor (SETCONF TestingV3AuthVotingStartOffset on the authorities'
+   * control ports): earlier on an idle machine, later on a loaded one
+   * (default true; see alignFirstVote).
+   */
+  readonly adaptiveVote?: boolean;
   /** V3AuthVotingInterval after the first consensus (default 10, tor's minimum for a test network). */
   readonly votingIntervalSec?: number;
   /** Extra torrc lines for every node (checked by the same safety rules). */
@@ -140,6 +148,7 @@ interface Resolved {
   readonly exitPolicy: ExitPolicyKind;
   readonly verifyTorrcs: boolean;
   readonly voteLeadSec: number;
+  readonly adaptiveVote: boolean;
   readonly votingIntervalSec: number;
   readonly extraTorrcLines: readonly string[];
   readonly stopGraceMs: number;
@@ -181,6 +190,7 @@ function resolveOptions(options: TestnetOptions): Resolved {
     exitPolicy: options.exitPolicy ?? 'wide',
     verifyTorrcs: options.verifyTorrcs ?? true,
     voteLeadSec,
+    adaptiveVote: options.adaptiveVote ?? true,
     votingIntervalSec: int('votingIntervalSec', options.votingIntervalSec, 10, 10, 3600),
     extraTorrcLines: options.extraTorrcLines ?? [],
     stopGraceMs: int('stopGraceMs', options.stopGraceMs, 5000, 0, 600_000),
@@ -219,6 +229,102 @@ function findTools(options: TestnetOptions): Tools {
 export function alignVotingOffset(launchEpochSec: number, leadSec: number, intervalSec = INITIAL_VOTING_INTERVAL_SEC): number {
   const validAfter = Math.ceil(launchEpochSec + leadSec);
   return ((validAfter % intervalSec) + intervalSec) % intervalSec;
+}
+
+/** The first whole second at or after `epochSec` that is ≡ `offset` (mod the initial interval). */
+export function firstAlignedSecond(epochSec: number, offset: number, intervalSec = INITIAL_VOTING_INTERVAL_SEC): number {
+  let second = Math.ceil(epochSec);
+  while (((second % intervalSec) + intervalSec) % intervalSec !== offset) second++;
+  return second;
+}
+
+/** After the last descriptor upload, the first valid-after is set at least this far ahead (the vote comes 2 s before it). */
+const LEAD_AFTER_UPLOADS_SEC = 2.5;
+/** If descriptors are still missing this long before the vote, the vote is postponed. */
+const VOTE_MARGIN_SEC = 0.8;
+const MAX_POSTPONEMENTS = 4;
+const DESCRIPTOR_POLL_MS = 100;
+
+interface AuthorityControl {
+  readonly nick: string;
+  readonly dirPort: number;
+  readonly controlPort: number;
+  readonly torrcPath: string;
+  readonly torrc: string;
+}
+
+/**
+ * Moves the authorities' first vote so that it comes right after every
+ * authority holds every relay's descriptor. The launch already aims the first
+ * valid-after ~6 s ahead (alignVotingOffset), which fits an idle machine; this
+ * polls each authority's /tor/server/all and, once every descriptor is there,
+ * sets the valid-after to 2.5–3.5 s from now if that is earlier — or, when uploads
+ * are late (a loaded machine) and the vote is near, postpones it, so the first
+ * consensus still lists every relay instead of the next one 10 s later. The
+ * change is made with SETCONF TestingV3AuthVotingStartOffset (tor then
+ * recomputes its voting schedule) and written to the torrcs too, so a later
+ * SIGHUP keeps it. When SETCONF fails, every authority is set back to the old
+ * offset and tor's own schedule stands.
+ */
+async function alignFirstVote(
+  network: Network,
+  plan: { authorities: readonly AuthorityControl[]; expected: readonly ExpectedRelay[]; validAfter: number; offset: number },
+): Promise<void> {
+  const signal = network.signal;
+  let validAfter = plan.validAfter;
+  let offset = plan.offset;
+  let postponements = 0;
+  const relative = (epochSec: number): string => `+${(epochSec - (Date.now() / 1000 - network.elapsedSinceLaunch() / 1000)).toFixed(1)}s`;
+
+  const reschedule = async (target: number, why: string): Promise<void> => {
+    const newOffset = ((target % INITIAL_VOTING_INTERVAL_SEC) + INITIAL_VOTING_INTERVAL_SEC) % INITIAL_VOTING_INTERVAL_SEC;
+    const setAll = (value: number) =>
+      Promise.allSettled(plan.authorities.map((a) => controlSetConf(a.controlPort, { TestingV3AuthVotingStartOffset: value }, { timeoutMs: HTTP_TIMEOUT_MS, signal })));
+    await Promise.all(plan.authorities.map((a) => writeFile(a.torrcPath, withVotingStartOffset(a.torrc, newOffset))));
+    const results = await setAll(newOffset);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      if (signal.aborted) throw abortReason(signal, network.progress);
+      await setAll(offset);
+      await Promise.all(plan.authorities.map((a) => writeFile(a.torrcPath, withVotingStartOffset(a.torrc, offset))));
+      network.log(`WARNING: could not move the first vote (${failed.reason instanceof Error ? failed.reason.message : String(failed.reason)}); keeping tor's schedule`);
+      return;
+    }
+    network.log(`first vote moved ${why}: valid-after ${relative(validAfter)} → ${relative(target)} (offset ${newOffset})`);
+    validAfter = target;
+    offset = newOffset;
+  };
+
+  for (;;) {
+    const lacking = await Promise.all(
+      plan.authorities.map(async (a) => {
+        try {
+          const r = await httpGetText(a.dirPort, '/tor/server/all', { timeoutMs: HTTP_TIMEOUT_MS, signal });
+          const have = r.status === 200 ? serverDescriptorNicks(r.body) : new Set<string>();
+          const missing = plan.expected.filter((e) => !have.has(e.nick)).map((e) => e.nick);
+          return missing.length === 0 ? undefined : `${a.nick} lacks ${missing.join(', ')}`;
+        } catch (err) {
+          if (signal.aborted) throw abortReason(signal, network.progress);
+          return `${a.nick} does not answer`;
+        }
+      }),
+    );
+    const lag = lacking.filter((l): l is string => l !== undefined);
+    const now = Date.now() / 1000;
+    if (lag.length === 0) {
+      network.log(`every authority holds every descriptor after ${(network.elapsedSinceLaunch() / 1000).toFixed(2)}s`);
+      const target = Math.ceil(now + LEAD_AFTER_UPLOADS_SEC);
+      if (target < validAfter) await reschedule(target, 'earlier');
+      return;
+    }
+    if (now > validAfter - 2) return; // the vote is under way: leave it to tor's later rounds
+    if (now > validAfter - 2 - VOTE_MARGIN_SEC && postponements < MAX_POSTPONEMENTS) {
+      postponements++;
+      await reschedule(Math.ceil(now + LEAD_AFTER_UPLOADS_SEC + 1), `later (descriptors missing: ${lag.join('; ')})`);
+    }
+    network.progress = `every authority to hold every relay's descriptor: ${lag.join('; ')}`;
+    await sleep(DESCRIPTOR_POLL_MS, signal, network.progress);
+  }
 }
 
 const NO_LOG = '(no log yet)';
@@ -567,7 +673,9 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
   network.fileServer = await startFileServer(file, ports.httpPort);
 
   // ---- launch authorities, relays, exits with the first vote aligned
-  const offset = alignVotingOffset(Date.now() / 1000, opts.voteLeadSec);
+  const launchEpoch = Date.now() / 1000;
+  const offset = alignVotingOffset(launchEpoch, opts.voteLeadSec);
+  const plannedValidAfter = firstAlignedSecond(launchEpoch + opts.voteLeadSec, offset);
   for (const n of relayPlans) {
     if (n.role === 'authority') await writeFile(n.torrcPath, withVotingStartOffset(torrcs.get(n.nick) ?? '', offset));
   }
@@ -585,6 +693,16 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
   const nonAuthorities = relayPlans.filter((n) => n.role !== 'authority');
   const sinceLaunch = (): number => network.elapsedSinceLaunch();
   const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)}s`;
+
+  // ---- every authority holds every descriptor before it votes
+  if (opts.adaptiveVote) {
+    await alignFirstVote(network, {
+      authorities: authorities.map((a) => ({ nick: a.nick, dirPort: portsOf(a).dirPort, controlPort: portsOf(a).controlPort, torrcPath: a.torrcPath, torrc: torrcs.get(a.nick) ?? '' })),
+      expected,
+      validAfter: plannedValidAfter,
+      offset,
+    });
+  }
 
   // ---- first consensus, then the one listing every relay, at every authority
   let firstConsensusMs: number | undefined;

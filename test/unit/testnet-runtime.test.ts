@@ -17,6 +17,7 @@ import { UsageError } from '../../src/cli/command.js';
 import { AbortError, TimeoutError } from '../../src/errors.js';
 import type { TestnetDescription } from '../../src/testnet/description.js';
 import { PortInUseError } from '../../src/testnet/errors.js';
+import { controlSetConf } from '../../src/testnet/control.js';
 import { createRandomFile, startFileServer } from '../../src/testnet/httpfile.js';
 import { isPortFree } from '../../src/testnet/ports.js';
 import { ManagedProcess, runTool } from '../../src/testnet/process.js';
@@ -161,4 +162,29 @@ test('orport testnet: the command\'s environment', () => {
     ORPORT_TESTNET_DIRAUTH_FILE: '/t/d',
     ORPORT_TESTNET_SOCKS_PORT: '15300',
   });
+});
+
+test('controlSetConf: sends AUTHENTICATE, SETCONF, QUIT and checks every reply', async () => {
+  const seen: string[] = [];
+  const server = createServer((socket) => {
+    let buffer = '';
+    socket.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      if (!buffer.includes('QUIT\r\n')) return;
+      seen.push(buffer);
+      const refuse = buffer.includes('Bogus');
+      socket.end(refuse ? '250 OK\r\n552 Unrecognized option: Unknown option \'Bogus\'\r\n250 closing connection\r\n' : '250 OK\r\n250 OK\r\n250 closing connection\r\n');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  const address = server.address();
+  assert.ok(address && typeof address === 'object');
+  try {
+    await controlSetConf(address.port, { TestingV3AuthVotingStartOffset: 3 }, { timeoutMs: 2000 });
+    assert.equal(seen[0], 'AUTHENTICATE\r\nSETCONF TestingV3AuthVotingStartOffset=3\r\nQUIT\r\n');
+    await assert.rejects(controlSetConf(address.port, { Bogus: 1 }, { timeoutMs: 2000 }), /tor answered 552 Unrecognized option/);
+    assert.throws(() => controlSetConf(address.port, { 'Bad key': 'x' }, { timeoutMs: 2000 }), /cannot send SETCONF/);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { listFingerprintArgs } from '../../src/testnet/keys.js';
 import { findBindFailure, planPorts, portUses } from '../../src/testnet/ports.js';
-import { alignVotingOffset } from '../../src/testnet/testnet.js';
+import { alignVotingOffset, firstAlignedSecond } from '../../src/testnet/testnet.js';
 import { buildTorrc, commandLineAsTorrc, dirAuthorityLine, torrcSafetyProblems, withVotingStartOffset, type TorrcNetwork } from '../../src/testnet/torrc.js';
 import { BadArgumentError } from '../../src/errors.js';
 
@@ -127,4 +127,13 @@ test('alignVotingOffset: the first valid-after is at least the lead after launch
       assert.ok(va - launch >= lead && va - launch < lead + 1, `launch ${launch} lead ${lead}: valid-after ${va}`);
     }
   }
+});
+
+test('firstAlignedSecond: the first whole second at or after a time with a given remainder', () => {
+  assert.equal(firstAlignedSecond(1000, 0), 1000);
+  assert.equal(firstAlignedSecond(1000.1, 0), 1005);
+  assert.equal(firstAlignedSecond(1000.1, 3), 1003);
+  assert.equal(firstAlignedSecond(1003.0, 3), 1003);
+  const launch = 1764126147.35;
+  assert.equal(firstAlignedSecond(launch + 6, alignVotingOffset(launch, 6)), Math.ceil(launch + 6));
 });
