@@ -127,7 +127,8 @@ const MAX_TOOL_OUTPUT = 256 * 1024;
 export function runTool(file: string, args: readonly string[], options: ToolOptions): Promise<ToolResult> {
   if (options.signal?.aborted) return Promise.reject(abortReason(options.signal, options.what));
   return new Promise<ToolResult>((resolve, reject) => {
-    const child = spawn(file, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Its own process group, like the nodes: a terminal's Ctrl-C reaches only us, and we kill it.
+    const child = spawn(file, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let output = '';
     const collect = (chunk: Buffer): void => {
       if (output.length < MAX_TOOL_OUTPUT) output += chunk.toString('utf8');
