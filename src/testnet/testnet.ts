@@ -6,8 +6,8 @@
  * picks ports, makes a temporary directory, prepares keys (3 authorities
  * with tor-gencert, every relay's identity), writes and verifies every torrc,
  * starts a local HTTP server with a random file, starts the authorities,
- * relays and exits with the first voting round aligned to just after the
- * relays upload their descriptors, waits until every relay serves the
+ * relays and exits, moves the authorities' first vote to just after every
+ * authority holds every descriptor (alignFirstVote), waits until every relay serves the
  * consensus and all descriptors (SIGHUPing relays to reset their download
  * back-off), optionally starts a client with a SocksPort, and writes the JSON
  * description. Every wait is bounded by `timeoutMs` and honours `signal`.

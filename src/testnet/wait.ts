@@ -1,11 +1,11 @@
 /**
- * testnet/wait — abortable sleeps and deadlines for the network launcher.
+ * testnet/wait — abortable sleeps for the network launcher.
  *
  * Every wait in src/testnet goes through these, so each one has a bound and
  * honours an AbortSignal, and none leaves a timer or a listener behind once it
  * settles. No I/O here.
  */
-import { AbortError, TimeoutError } from '../errors.js';
+import { AbortError } from '../errors.js';
 
 /** Resolves after `ms`; rejects with the signal's reason (or an AbortError) if it fires first. */
 export function sleep(ms: number, signal?: AbortSignal, waitingFor = 'a pause between polls'): Promise<void> {
@@ -48,28 +48,4 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefine
       },
     );
   });
-}
-
-/** A point in time after which a wait gives up with a TimeoutError that names what it waited for. */
-export class Deadline {
-  readonly timeoutMs: number;
-  private readonly endsAt: number;
-
-  constructor(timeoutMs: number, now: number = performance.now()) {
-    this.timeoutMs = timeoutMs;
-    this.endsAt = now + timeoutMs;
-  }
-
-  remainingMs(now: number = performance.now()): number {
-    return Math.max(0, this.endsAt - now);
-  }
-
-  expired(now: number = performance.now()): boolean {
-    return now >= this.endsAt;
-  }
-
-  /** Throws a TimeoutError when the deadline has passed; `waitingFor` is computed only then. */
-  check(waitingFor: () => string): void {
-    if (this.expired()) throw new TimeoutError(waitingFor(), this.timeoutMs);
-  }
 }

@@ -21,7 +21,7 @@ import { controlSetConf } from '../../src/testnet/control.js';
 import { createRandomFile, startFileServer } from '../../src/testnet/httpfile.js';
 import { isPortFree } from '../../src/testnet/ports.js';
 import { ManagedProcess, runTool } from '../../src/testnet/process.js';
-import { Deadline, sleep } from '../../src/testnet/wait.js';
+import { sleep } from '../../src/testnet/wait.js';
 
 function alive(pid: number): boolean {
   try {
@@ -43,14 +43,6 @@ test('sleep: resolves, or rejects at once when aborted, leaving no timer', async
   abort2.abort(reason);
   await assert.rejects(sleep(10, abort2.signal), (err: unknown) => err === reason);
   assert.ok(!process.getActiveResourcesInfo().includes('Timeout'));
-});
-
-test('Deadline: checks and names what it waited for', () => {
-  const deadline = new Deadline(1000, 0);
-  assert.equal(deadline.remainingMs(400), 600);
-  assert.equal(deadline.expired(999), false);
-  assert.equal(new Deadline(0).expired(), true);
-  assert.throws(() => new Deadline(0).check(() => 'the thing'), /timed out after 0 ms waiting for the thing/);
 });
 
 test('runTool: output, exit code, timeout and abort kill the child', async () => {
