@@ -21,6 +21,20 @@ export {
   DEFAULT_MAX_RESPONSE_BYTES,
 } from './client/circuit.js';
 export type { WaitOptions } from './client/wait.js';
-export { verifyCertsCell, type RelayIdentity, type VerifiedChain, type ChainEntry } from './crypto/certs.js';
+export {
+  verifyCertsCell,
+  identityMismatch,
+  listCertificates,
+  rsaFingerprint,
+  CERT_NAMES,
+  VERIFY_BY_DEFAULT,
+  type RelayIdentity,
+  type VerifiedChain,
+  type ChainEntry,
+  type CertCheck,
+  type CertSummary,
+  type VerifyOptions,
+} from './crypto/certs.js';
+export { Ed25519Cert, RsaCrossCert, type Ed25519CertFields, type Ed25519CertExtension } from './crypto/ed25519cert.js';
 export { parseHttpResponse, type HttpResponse } from './dir/http.js';
 export { parseConsensus, parseServerDescriptors, type Consensus, type RouterStatus, type ServerDescriptor } from './dir/documents.js';
