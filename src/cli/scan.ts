@@ -137,7 +137,7 @@ export async function scanOne(target: ScanTarget, options: ScanOptions = {}): Pr
       timeoutMs: options.timeoutMs ?? 10_000,
       signal: options.signal,
       verifyCertificates: options.verifyCertificates ?? true,
-      identity: result.expected,
+      identity: (options.verifyCertificates ?? true) ? result.expected : undefined,
     });
     result.status = 'ok';
     if (relay.identity) result.identity = relay.identity;

@@ -164,6 +164,7 @@ export class Relay {
     try {
       checkTarget(address, port);
       if (!Array.isArray(linkProtocols)) throw new BadArgumentError(`linkProtocols must be an array of versions, not ${JSON.stringify(linkProtocols)}`);
+      if (options.identity && !(options.verifyCertificates ?? VERIFY_BY_DEFAULT)) throw new BadArgumentError('a pinned identity needs verifyCertificates: without a verified CERTS chain nothing proves who answered');
     } catch (err) {
       return Promise.reject(err);
     }

@@ -11,7 +11,7 @@ import type { Certificate } from '../../src/index.js';
 import { Relay } from '../../src/client/relay.js';
 import { VERIFY_BY_DEFAULT } from '../../src/crypto/certs.js';
 import { buildCertChain, generateEd25519Key, generateRsaKey, type GeneratedChain } from '../../src/testing/certchain.js';
-import { CertificateError, IdentityMismatchError } from '../../src/errors.js';
+import { BadArgumentError, CertificateError, IdentityMismatchError } from '../../src/errors.js';
 import { flipBit, withCert } from '../support/certvectors.js';
 import { fakeRelay, type FakeRelay } from '../support/fakeorport.js';
 
@@ -114,4 +114,10 @@ test('verifyCertificates: false connects to a broken relay (for research); relay
   } finally {
     await relay.close();
   }
+});
+
+test('a pinned identity with verification turned off is refused up front (nothing would prove it)', async () => {
+  const err = await rejection(Relay.connect('127.0.0.1', 9, undefined, { verifyCertificates: false, identity: { rsa: chainA.identity.rsa } }));
+  assert.ok(err instanceof BadArgumentError, String(err));
+  assert.match(err.message, /pinned identity needs verifyCertificates/);
 });
