@@ -35,12 +35,14 @@ if (process.env.ORPORT_SKIP_APT !== '1' && (!has('tor') || !has('tor-gencert') |
     if [ $created = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi`]);
 }
 if (has('pgrep')) {
-  const hostNs = (() => { try { return execFileSync('readlink', ['/proc/1/ns/net']).toString().trim(); } catch { return ''; } })();
+  // This script runs in the namespace the user started it in (the host's, on a fresh
+  // machine): a tor daemon sharing it is one the package started.
+  const hostNs = (() => { try { return execFileSync('readlink', ['/proc/self/ns/net']).toString().trim(); } catch { return ''; } })();
   const pids = spawnSync('pgrep', ['-x', 'tor']).stdout.toString().split(/\s+/).filter(Boolean);
   for (const pid of pids) {
     let ns = '';
     try { ns = execFileSync('readlink', [`/proc/${pid}/ns/net`]).toString().trim(); } catch { continue; }
-    if (ns === hostNs) {
+    if (hostNs && ns === hostNs) {
       log(`a tor daemon (pid ${pid}) runs in the host's network namespace; stopping it (service tor stop / kill)`);
       spawnSync('sh', ['-c', `service tor stop >/dev/null 2>&1; kill ${pid} 2>/dev/null`], { stdio: 'ignore' });
     }

@@ -13,7 +13,7 @@ import { utf8 } from '../codec/bytes.js';
 import { BeginDirMsg } from '../relaymsg.js';
 import type { CircuitMachine, StreamEvents } from '../proto/circuit.js';
 import type { ChannelMachine } from '../proto/channel.js';
-import { boundedWait, type WaitOptions } from './wait.js';
+import { boundedWait, watchAbort, type WaitOptions } from './wait.js';
 import type { CellWriter, Relay } from './relay.js';
 
 export const DEFAULT_CREATE_TIMEOUT_MS = 10_000;
@@ -27,8 +27,9 @@ export interface DirectoryOptions extends WaitOptions {
   /** Fail with a LimitError (and close the stream) past this many response bytes. */
   maxResponseBytes?: number;
   /**
-   * Send the HTTP request together with BEGIN_DIR instead of after CONNECTED. Default
-   * false: tor answers a request that arrived with its BEGIN_DIR ~40 ms later (measured).
+   * Send the HTTP request together with BEGIN_DIR (optimistic data, tor-spec 6.2) instead
+   * of after CONNECTED. Default true: it saves a relay turnaround (measured: consensus
+   * 4.6 ms instead of 8.3 ms; README "Latency"). Without quick ACKs it would cost ~40 ms.
    */
   optimistic?: boolean;
 }
@@ -148,14 +149,15 @@ export class RelayCircuit {
     });
     const what = `the directory stream ${streamId} of circuit ${this.id}`;
     const timeoutMs = options.timeoutMs ?? DEFAULT_DIRECTORY_TIMEOUT_MS;
-    const onAbort = () => readable.destroy(new AbortError(what, options.signal?.reason));
+    const signal = options.signal;
     const timer = setTimeout(() => readable.destroy(new TimeoutError(what, timeoutMs)), timeoutMs);
+    const unwatch = signal ? watchAbort(signal, () => readable.destroy(new AbortError(what, signal.reason))) : undefined;
     const cleanup = () => {
       clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
+      unwatch?.();
     };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      if (signal?.aborted) throw new AbortError(what, signal.reason);
       if (streamId === undefined) throw new BadArgumentError(`circuit ${this.id} has no free stream id`);
       this.openDirStream(request, streamId, options, {
         data: (data) => readable.push(data),
@@ -172,7 +174,7 @@ export class RelayCircuit {
     return readable;
   }
 
-  /** Opens a BEGIN_DIR stream and sends `request` (after CONNECTED unless optimistic). */
+  /** Opens a BEGIN_DIR stream and sends `request` (with it, or after CONNECTED when not optimistic). */
   private openDirStream(
     request: string | Uint8Array,
     streamId: number,
@@ -181,6 +183,7 @@ export class RelayCircuit {
   ): void {
     const bytes = typeof request === 'string' ? utf8.encode(request) : request;
     if (bytes.length === 0) throw new BadArgumentError('the directory request is empty');
+    const optimistic = options.optimistic ?? true;
     let pending = bytes;
     const writeRequest = () => {
       if (pending.length === 0 || !this.machine.hasStream(streamId)) return;
@@ -188,14 +191,14 @@ export class RelayCircuit {
     };
     const events: StreamEvents = {
       connected: () => {
-        if (!options.optimistic) writeRequest();
+        if (!optimistic) writeRequest();
       },
       data: (data) => sink.data(data),
       ended: (error) => sink.ended(error),
       writable: writeRequest,
     };
     this.machine.openStream(streamId, new BeginDirMsg(), events);
-    if (options.optimistic) writeRequest();
+    if (optimistic) writeRequest();
   }
 
   /** Closes the circuit with DESTROY (reason NONE). Idempotent. */

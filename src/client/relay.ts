@@ -13,14 +13,13 @@ import {
   BadArgumentError,
   ChannelClosedError,
   HandshakeError,
-  IdentityMismatchError,
   NetworkError,
   OrportError,
 } from '../errors.js';
 import { DEFAULT_LINK_PROTOCOLS, VPaddingCell, type AuthChallengeCell, type CertsCell, type NetinfoCell } from '../cell.js';
 import { Address, type LinkProtocol } from '../datatype.js';
 import { ChannelMachine, type HandshakeResult } from '../proto/channel.js';
-import { VERIFY_BY_DEFAULT, verifyCertsCell, type RelayIdentity, type VerifiedChain } from '../crypto/certs.js';
+import { VERIFY_BY_DEFAULT, identityMismatch, verifyCertsCell, type RelayIdentity, type VerifiedChain } from '../crypto/certs.js';
 import type { CircuitOptions } from '../proto/circuit.js';
 import { boundedWait, type WaitOptions } from './wait.js';
 import { RelayCircuit, type CreateCircuitOptions } from './circuit.js';
@@ -71,18 +70,6 @@ function checkTarget(address: string, port: number): void {
     throw new BadArgumentError(`'${String(address)}' isn't an IPv4 address, IPv6 address or hostname`);
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadArgumentError(`'${String(port)}' isn't a valid port (1-65535)`);
-}
-
-/** Fails with IdentityMismatchError if a pinned identity differs from the proven one. */
-function checkPinnedIdentity(pinned: ConnectOptions['identity'], seen: RelayIdentity): void {
-  if (pinned?.rsa !== undefined) {
-    const expected = pinned.rsa.replace(/^\$/, '').replace(/\s+/g, '').toUpperCase();
-    if (expected !== seen.rsa) throw new IdentityMismatchError('rsa', expected, seen.rsa);
-  }
-  if (pinned?.ed25519 !== undefined) {
-    const expected = pinned.ed25519.replace(/=+$/, '');
-    if (expected !== seen.ed25519) throw new IdentityMismatchError('ed25519', expected, seen.ed25519);
-  }
 }
 
 /** Maps a socket error to a NetworkError that says what it means for an ORPort. */
@@ -181,7 +168,8 @@ export class Relay {
         certs: (certs) => {
           if (!(options.verifyCertificates ?? VERIFY_BY_DEFAULT)) return;
           chain = verifyCertsCell(certs, peerCertificate, new Date());
-          checkPinnedIdentity(options.identity, chain.identity);
+          const mismatch = identityMismatch(options.identity, chain.identity);
+          if (mismatch) throw mismatch;
         },
         handshakeComplete: (result) => {
           const clockSkewMs = result.netinfo.timestamp.getTime() - Date.now();

@@ -11,6 +11,33 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * One 'abort' listener per signal, shared by every wait on it: many concurrent waits on
+ * one AbortSignal would otherwise trip Node's MaxListenersExceededWarning.
+ */
+const abortWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+
+/** Calls `onAbort` when `signal` aborts; returns the function that stops watching. */
+export function watchAbort(signal: AbortSignal, onAbort: () => void): () => void {
+  let watchers = abortWatchers.get(signal);
+  if (!watchers) {
+    const set = new Set<() => void>();
+    watchers = set;
+    abortWatchers.set(signal, set);
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortWatchers.delete(signal);
+        for (const watcher of [...set]) watcher();
+      },
+      { once: true },
+    );
+  }
+  const set = watchers;
+  set.add(onAbort);
+  return () => set.delete(onAbort);
+}
+
 export interface Settle<T> {
   resolve(value: T): void;
   reject(error: unknown): void;
@@ -36,10 +63,11 @@ export function boundedWait<T>(
     let done = false;
     let cancel: ((error: OrportError) => void) | void;
     let timer: NodeJS.Timeout | undefined;
+    let unwatch: (() => void) | undefined;
     const cleanup = () => {
       done = true;
       if (timer) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      unwatch?.();
     };
     const fail = (error: OrportError) => {
       if (done) return;
@@ -55,7 +83,7 @@ export function boundedWait<T>(
       reject(new AbortError(what, signal.reason));
       return;
     }
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal) unwatch = watchAbort(signal, onAbort);
     timer = setTimeout(() => fail(new TimeoutError(what, timeoutMs)), timeoutMs);
     try {
       cancel = start({
