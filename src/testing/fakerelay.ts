@@ -1,0 +1,849 @@
+/**
+ * testing/fakerelay — a scriptable fake relay: a TLS server on loopback that runs the
+ * relay's side of the link handshake with a real, valid CERTS chain (testing/certchain:
+ * RSA-1024 identity, Ed25519 identity, signing and link certs, cross-cert), answers
+ * CREATE_FAST, serves BEGIN_DIR requests with documents of any size while honouring the
+ * client's SENDMEs as tor does (circuit window 1000/100 with v1 digests checked, stream
+ * window 500/50) — and can be told to misbehave at any step.
+ *
+ *   const relay = await startFakeRelay({ documents: { '/tor/big': syntheticDocument(50e6) } });
+ *   const client = await Relay.connect(relay.host, relay.port);
+ *   …
+ *   await relay.close();
+ *
+ * Scripting: every step calls a hook, middleware style: `(conn, next, …)`. Calling
+ * `next()` does what an honest relay does at that step; not calling it skips that, and
+ * the hook may do anything else instead (raw bytes, silence, a trickle, a reset) with
+ * the primitives of `FakeConnection`, `FakeCircuit` and `FakeStream`. Hooks may be async.
+ *
+ *   handshake:  connection → versions → certs → authChallenge → netinfo
+ *   circuits:   createFast; cell (every cell from the client, before it is handled)
+ *   streams:    beginDir → request → data (each DATA cell) … → end
+ *
+ * The server checks what the client does (its v1 SENDME digests, the windows it grants)
+ * and lists what it found wrong in `violations`; an exception in a hook lands in
+ * `errors`. Every socket and timer of a connection is released when it closes, and
+ * `close()` releases everything. Layer: test support (I/O).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket, createSecureContext } from 'node:tls';
+import {
+  AuthChallengeCell,
+  CertsCell,
+  DestroyCell,
+  NetinfoCell,
+  RELAY_DATA_MAX,
+  VersionsCell,
+  type Cell,
+  type CellFrame,
+} from '../cell.js';
+import { Address, CloseReason, EndReason, LinkProtocol, type Certificate } from '../datatype.js';
+import { CellDecoder } from '../codec/framing.js';
+import { bytesEqual, utf8 } from '../codec/bytes.js';
+import { EndMsg, SendmeMsg } from '../relaymsg.js';
+import { BadArgumentError } from '../errors.js';
+import { buildCertChain, type GeneratedChain } from './certchain.js';
+import { RelaySideCircuit, type RelayMessageIn } from './relayside.js';
+import type { RelayIdentity } from '../crypto/certs.js';
+
+// ---------------------------------------------------------------------------------
+// Documents
+
+/** A document the fake relay serves: its bytes, produced on demand (any size). */
+export interface DocumentSource {
+  readonly size: number;
+  /** `length` bytes from `offset` (the server never asks past `size`). */
+  read(offset: number, length: number): Uint8Array;
+}
+
+export type Document = string | Uint8Array | DocumentSource;
+
+const PATTERN_LEN = 65_521; // prime: the pattern never lines up with 498-byte cells
+
+/** The byte at `index` of a synthetic document with `seed` (for checking what arrived). */
+export function syntheticByte(index: number, seed = 0): number {
+  const i = index % PATTERN_LEN;
+  return ((Math.imul(i + 1, 2_654_435_761) >>> 24) ^ i ^ seed) & 0xff;
+}
+
+const patterns = new Map<number, Uint8Array>();
+function pattern(seed: number): Uint8Array {
+  let p = patterns.get(seed);
+  if (!p) {
+    p = new Uint8Array(PATTERN_LEN * 2);
+    for (let i = 0; i < p.length; i++) p[i] = syntheticByte(i, seed);
+    patterns.set(seed, p);
+  }
+  return p;
+}
+
+/**
+ * A document of `size` bytes made on demand from a repeating pattern (no memory in
+ * proportion to its size); `syntheticByte(i, seed)` says what byte `i` is.
+ */
+export function syntheticDocument(size: number, seed = 0): DocumentSource {
+  if (!Number.isSafeInteger(size) || size < 0) throw new BadArgumentError(`a document size is a non-negative integer, not ${size}`);
+  const p = pattern(seed);
+  return {
+    size,
+    read(offset, length) {
+      const at = offset % PATTERN_LEN;
+      if (length <= PATTERN_LEN) return p.subarray(at, at + length);
+      const out = new Uint8Array(length);
+      for (let i = 0; i < length; i++) out[i] = p[(offset + i) % PATTERN_LEN]!;
+      return out;
+    },
+  };
+}
+
+function asSource(doc: Document): DocumentSource {
+  if (typeof doc !== 'string' && !(doc instanceof Uint8Array)) return doc;
+  const bytes = typeof doc === 'string' ? utf8.encode(doc) : doc;
+  return { size: bytes.length, read: (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+/** An HTTP/1.0 response (headers, then the document), as a DocumentSource. */
+function httpResponse(status: string, body: DocumentSource): DocumentSource {
+  const head = utf8.encode(`HTTP/1.0 ${status}\r\nContent-Type: text/plain\r\n\r\n`);
+  return {
+    size: head.length + body.size,
+    read(offset, length) {
+      if (offset >= head.length) return body.read(offset - head.length, length);
+      const out = new Uint8Array(length);
+      const fromHead = Math.min(length, head.length - offset);
+      out.set(head.subarray(offset, offset + fromHead));
+      if (length > fromHead) out.set(body.read(0, length - fromHead), fromHead);
+      return out;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------
+// Hooks
+
+type Awaitable<T> = T | Promise<T>;
+/** Does what an honest relay does at this step. */
+export type Next = () => Awaitable<void>;
+
+export interface FakeRelayHooks {
+  /** TLS is up; `next()` starts reading the client's VERSIONS. */
+  connection?(conn: FakeConnection, next: Next): Awaitable<void>;
+  /** The client's VERSIONS arrived (`conn.linkProtocol` is already chosen); `next()` sends ours, then runs `certs`. */
+  versions?(conn: FakeConnection, next: Next, clientVersions: readonly number[]): Awaitable<void>;
+  /** `next()` sends the CERTS cell, then runs `authChallenge`. */
+  certs?(conn: FakeConnection, next: Next): Awaitable<void>;
+  /** `next()` sends AUTH_CHALLENGE, then runs `netinfo`. */
+  authChallenge?(conn: FakeConnection, next: Next): Awaitable<void>;
+  /** `next()` sends NETINFO: the handshake is done on our side. */
+  netinfo?(conn: FakeConnection, next: Next): Awaitable<void>;
+  /** Every cell from the client after its VERSIONS; `next()` handles it. */
+  cell?(conn: FakeConnection, next: Next, frame: CellFrame): Awaitable<void>;
+  /** A CREATE_FAST arrived; `next()` answers CREATED_FAST. */
+  createFast?(conn: FakeConnection, next: Next, circuit: FakeCircuit): Awaitable<void>;
+  /** A BEGIN_DIR arrived; `next()` answers CONNECTED. */
+  beginDir?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream): Awaitable<void>;
+  /** A whole HTTP request arrived on a stream; `next()` starts serving the response. */
+  request?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream, request: string): Awaitable<void>;
+  /** A DATA cell of the response is due (`index` counts from 0); `next()` sends it. */
+  data?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream, body: Uint8Array, index: number): Awaitable<void>;
+  /** The whole response was sent; `next()` sends END (DONE). */
+  end?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream): Awaitable<void>;
+}
+
+export interface FakeRelayOptions {
+  /** Listen address (default 127.0.0.1) and port (default: any free one). */
+  host?: string;
+  port?: number;
+  /** The relay's keys and certificates (default: a fresh chain; making one takes ~0.1-0.5 s). */
+  chain?: GeneratedChain;
+  /** What the CERTS cell carries (default `chain.certificates`): serve another relay's chain, a broken one… */
+  certificates?: readonly Certificate[];
+  /** Our VERSIONS list (default 3, 4, 5). */
+  versions?: readonly number[];
+  /** Our NETINFO clock minus the real one, in ms (default 0). */
+  clockSkewMs?: number;
+  /** Documents by path ('/tor/server/authority'); others get a 404. Or a function. */
+  documents?: Readonly<Record<string, Document>> | ((path: string) => Document | undefined);
+  /** Send DATA regardless of the client's windows (a relay that overruns them). Default false. */
+  ignoreWindows?: boolean;
+  hooks?: FakeRelayHooks;
+}
+
+export interface FakeRelayStats {
+  connections: number;
+  handshakes: number;
+  circuits: number;
+  streams: number;
+  cellsIn: number;
+  dataCellsOut: number;
+  bytesOut: number;
+}
+
+export interface FakeRelay {
+  readonly host: string;
+  readonly port: number;
+  /** The identity the chain proves (what a client may pin). */
+  readonly identity: RelayIdentity;
+  readonly chain: GeneratedChain;
+  /** Open connections. */
+  readonly connections: ReadonlySet<FakeConnection>;
+  readonly stats: FakeRelayStats;
+  /** What the clients did wrong (bad SENDME digests, windows, cells a client never sends). */
+  readonly violations: string[];
+  /** Exceptions thrown by hooks (their connection was destroyed). */
+  readonly errors: unknown[];
+  /** Resolves when `n` connections have closed since start. */
+  closedConnections(n: number): Promise<void>;
+  /** Destroys every connection and stops listening. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts a fake relay on loopback. */
+export async function startFakeRelay(options: FakeRelayOptions = {}): Promise<FakeRelay> {
+  const server = new FakeRelayServer(options);
+  await server.listen();
+  return server;
+}
+
+/** Thrown into a hook's pending sleep when its connection closes; swallowed by the runner. */
+class ConnectionGone extends Error {
+  constructor() {
+    super('the connection closed');
+  }
+}
+
+class FakeRelayServer implements FakeRelay {
+  readonly host: string;
+  port = 0;
+  readonly chain: GeneratedChain;
+  readonly connections = new Set<FakeConnection>();
+  readonly stats: FakeRelayStats = { connections: 0, handshakes: 0, circuits: 0, streams: 0, cellsIn: 0, dataCellsOut: 0, bytesOut: 0 };
+  readonly violations: string[] = [];
+  readonly errors: unknown[] = [];
+  private readonly server: Server;
+  private closing: Promise<void> | undefined;
+  private closedCount = 0;
+  private readonly closeWaiters: { n: number; resolve: () => void }[] = [];
+  readonly secureContext;
+
+  constructor(readonly options: FakeRelayOptions) {
+    this.host = options.host ?? '127.0.0.1';
+    this.chain = options.chain ?? buildCertChain();
+    this.secureContext = createSecureContext({ cert: this.chain.tlsCertificatePem, key: this.chain.tlsKeyPem, minVersion: 'TLSv1.2' });
+    this.server = createServer((raw) => this.accept(raw));
+  }
+
+  get identity(): RelayIdentity {
+    return this.chain.identity;
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port ?? 0, this.host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address();
+        this.port = address && typeof address === 'object' ? address.port : 0;
+        resolve();
+      });
+    });
+  }
+
+  private accept(raw: Socket): void {
+    if (this.closing) {
+      raw.destroy();
+      return;
+    }
+    this.stats.connections++;
+    const conn = new FakeConnection(this, raw);
+    this.connections.add(conn);
+    conn.closed.then(() => {
+      this.connections.delete(conn);
+      this.closedCount++;
+      for (const w of this.closeWaiters.filter((x) => x.n <= this.closedCount)) {
+        this.closeWaiters.splice(this.closeWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    });
+  }
+
+  closedConnections(n: number): Promise<void> {
+    if (this.closedCount >= n) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push({ n, resolve }));
+  }
+
+  documentFor(path: string): Document | undefined {
+    const docs = this.options.documents;
+    if (!docs) return undefined;
+    if (typeof docs === 'function') return docs(path);
+    return Object.prototype.hasOwnProperty.call(docs, path) ? docs[path] : undefined;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      const conns = [...this.connections];
+      for (const c of conns) c.destroy();
+      Promise.all(conns.map((c) => c.closed)).then(() => this.server.close(() => resolve()));
+    });
+    return this.closing;
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Connections
+
+/** One client connection, and the primitives hooks script it with. */
+export class FakeConnection {
+  /** The negotiated link protocol (after the client's VERSIONS). */
+  linkProtocol: LinkProtocol = LinkProtocol.of(3);
+  /** The client's VERSIONS list. */
+  clientVersions: readonly number[] = [];
+  /** Circuits by id, and in creation order. */
+  readonly circuits = new Map<number, FakeCircuit>();
+  private circuitCount = 0;
+  /** Commands of the cells the client sent (after VERSIONS), in order, with their circuit ids. */
+  readonly cellsIn: { command: number; circId: number }[] = [];
+  /** DESTROY cells the client sent. */
+  readonly destroysIn: { circId: number; reason: number }[] = [];
+  readonly closed: Promise<void>;
+  private closedFlag = false;
+  private readonly decoder = new CellDecoder(LinkProtocol.of(2));
+  private sawVersions = false;
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private flushScheduled = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly sleepers = new Set<(error: Error) => void>();
+  readonly tls: TLSSocket;
+
+  constructor(
+    readonly relay: FakeRelayServer,
+    /** The TCP socket under TLS (for resets). */
+    readonly raw: Socket,
+  ) {
+    let resolveClosed!: () => void;
+    this.closed = new Promise((r) => (resolveClosed = r));
+    raw.on('error', () => undefined);
+    this.tls = new TLSSocket(raw, { isServer: true, secureContext: relay.secureContext });
+    this.tls.on('error', () => undefined);
+    this.tls.once('secure', () => this.run(relay.options.hooks?.connection, () => this.startReading()));
+    raw.once('close', () => {
+      this.tls.destroy();
+      this.closedFlag = true;
+      for (const t of this.timers) clearTimeout(t);
+      this.timers.clear();
+      for (const wake of [...this.sleepers]) wake(new ConnectionGone());
+      this.queue = [];
+      resolveClosed();
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closedFlag || this.tls.destroyed;
+  }
+
+  // --- primitives -----------------------------------------------------------------
+
+  /** Queues bytes; everything queued in one event-loop turn goes out in one write. */
+  write(bytes: Uint8Array): void {
+    if (this.isClosed) return;
+    this.queue.push(bytes);
+    this.queued += bytes.length;
+    this.relay.stats.bytesOut += bytes.length;
+    if (this.queued >= 64 * 1024) this.flushNow();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flushNow();
+      });
+    }
+  }
+
+  /** Packs and queues a cell with the negotiated link protocol. */
+  writeCell(cell: Cell): void {
+    this.write(cell.pack(this.linkProtocol));
+  }
+
+  /** Writes what is queued now; resolves once the socket took it. */
+  flush(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.isClosed) return resolve();
+      this.flushNow(resolve);
+    });
+  }
+
+  private flushNow(done?: () => void): void {
+    if (this.queue.length === 0 || this.isClosed) {
+      done?.();
+      return;
+    }
+    const bytes = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
+    this.queue = [];
+    this.queued = 0;
+    this.tls.write(bytes, () => done?.());
+  }
+
+  /** Resolves when the socket's buffer has drained (at once if it is not over its mark). */
+  drained(): Promise<void> {
+    if (!this.tls.writableNeedDrain || this.isClosed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.tls.off('drain', done);
+        this.tls.off('close', done);
+        resolve();
+      };
+      this.tls.once('drain', done);
+      this.tls.once('close', done);
+    });
+  }
+
+  /** Waits `ms`; if the connection closes first, the hook waiting here is stopped quietly. */
+  sleep(ms: number): Promise<void> {
+    if (this.isClosed) return Promise.reject(new ConnectionGone());
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.sleepers.delete(reject);
+        resolve();
+      }, ms);
+      this.timers.add(timer);
+      this.sleepers.add(reject);
+    });
+  }
+
+  /** Sends `bytes` a few at a time (default one byte every second): a slowloris. */
+  async trickle(bytes: Uint8Array, options: { chunk?: number; intervalMs?: number } = {}): Promise<void> {
+    const chunk = options.chunk ?? 1;
+    for (let at = 0; at < bytes.length; at += chunk) {
+      this.write(bytes.subarray(at, at + chunk));
+      await this.flush();
+      await this.sleep(options.intervalMs ?? 1000);
+    }
+  }
+
+  /** Closes TLS in an orderly way (close_notify, FIN). */
+  end(): void {
+    this.flushNow();
+    this.tls.end();
+  }
+
+  /** Drops the connection without a TLS close. */
+  destroy(): void {
+    this.tls.destroy();
+    this.raw.destroy();
+  }
+
+  /**
+   * Flushes what is queued, lets it reach the peer, then resets the TCP connection (RST):
+   * the peer sees ECONNRESET. (A reset right after a write can go out as a plain FIN
+   * while the write is still pending in libuv; 10 ms is plenty on loopback.)
+   */
+  async reset(): Promise<void> {
+    await this.flush();
+    await this.sleep(10);
+    if (!this.raw.destroyed) this.raw.resetAndDestroy();
+    this.tls.destroy();
+  }
+
+  // --- the honest relay's cells -----------------------------------------------------
+
+  versionsCell(versions: readonly number[] = this.relay.options.versions ?? [3, 4, 5]): Uint8Array {
+    return new VersionsCell(versions).pack(2);
+  }
+
+  certsCell(certificates: readonly Certificate[] = this.relay.options.certificates ?? this.relay.chain.certificates): Uint8Array {
+    return new CertsCell(certificates).pack(this.linkProtocol);
+  }
+
+  authChallengeCell(): Uint8Array {
+    return new AuthChallengeCell([1, 3]).pack(this.linkProtocol);
+  }
+
+  netinfoCell(time = new Date(Date.now() + (this.relay.options.clockSkewMs ?? 0))): Uint8Array {
+    const peer = this.raw.remoteAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1';
+    const ours = this.raw.localAddress?.replace(/^::ffff:/, '') ?? '127.0.0.1';
+    return new NetinfoCell(new Address(peer), [new Address(ours)], time).pack(this.linkProtocol);
+  }
+
+  /** The honest handshake after VERSIONS: CERTS, AUTH_CHALLENGE, NETINFO. */
+  handshakeCells(): Uint8Array {
+    return Buffer.concat([this.certsCell(), this.authChallengeCell(), this.netinfoCell()]);
+  }
+
+  // --- inbound --------------------------------------------------------------------
+
+  private startReading(): void {
+    this.tls.on('data', (chunk: Buffer) => this.onBytes(chunk));
+    this.tls.on('end', () => this.tls.end());
+  }
+
+  private onBytes(chunk: Uint8Array): void {
+    if (this.isClosed) return;
+    this.decoder.push(chunk);
+    for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) {
+      if (this.isClosed) return;
+      if (!this.sawVersions) {
+        this.onVersions(frame);
+        continue;
+      }
+      this.relay.stats.cellsIn++;
+      this.cellsIn.push({ command: frame.command, circId: frame.circId });
+      // The frame is a view that the next call reuses: hooks get their own copy.
+      const copy: CellFrame = { ...frame, payload: frame.payload.slice() };
+      this.run(this.relay.options.hooks?.cell, () => this.handleCell(copy), copy);
+    }
+  }
+
+  private onVersions(frame: CellFrame): void {
+    this.sawVersions = true;
+    if (frame.command !== 7 || frame.payload.length % 2) {
+      this.violation(`the client's first cell is command ${frame.command}, not a well-formed VERSIONS`);
+      this.destroy();
+      return;
+    }
+    const theirs: number[] = [];
+    for (let i = 0; i + 1 < frame.payload.length; i += 2) theirs.push((frame.payload[i]! << 8) | frame.payload[i + 1]!);
+    this.clientVersions = theirs;
+    const ours = this.relay.options.versions ?? [3, 4, 5];
+    const common = theirs.filter((v) => ours.includes(v) && v >= 3 && v <= 5);
+    this.linkProtocol = LinkProtocol.of(common.length ? Math.max(...common) : 3);
+    this.decoder.linkProtocol = this.linkProtocol;
+    const hooks = this.relay.options.hooks ?? {};
+    const netinfo = () => this.run(hooks.netinfo, () => {
+      this.write(this.netinfoCell());
+      this.relay.stats.handshakes++;
+    });
+    const authChallenge = () => this.run(hooks.authChallenge, () => {
+      this.write(this.authChallengeCell());
+      return netinfo();
+    });
+    const certs = () => this.run(hooks.certs, () => {
+      this.write(this.certsCell());
+      return authChallenge();
+    });
+    this.run(hooks.versions, () => {
+      this.write(this.versionsCell());
+      return certs();
+    }, theirs);
+  }
+
+  private handleCell(frame: CellFrame): void {
+    const hooks = this.relay.options.hooks ?? {};
+    switch (frame.command) {
+      case 0: // PADDING
+      case 128: // VPADDING
+      case 8: // NETINFO
+        return;
+      case 5: {
+        // CREATE_FAST
+        if (this.circuits.has(frame.circId) || frame.circId === 0) {
+          this.violation(`CREATE_FAST for circuit id ${frame.circId}, which is ${frame.circId ? 'in use' : 'reserved'}`);
+          return;
+        }
+        const circuit = new FakeCircuit(this, frame.circId, this.circuitCount++, frame.payload.slice(0, 20));
+        this.circuits.set(frame.circId, circuit);
+        this.relay.stats.circuits++;
+        this.run(hooks.createFast, () => circuit.createdFast(), circuit);
+        return;
+      }
+      case 4: {
+        // DESTROY
+        this.destroysIn.push({ circId: frame.circId, reason: frame.payload[0] ?? 0 });
+        const circuit = this.circuits.get(frame.circId);
+        if (circuit) circuit.gone();
+        return;
+      }
+      case 3:
+      case 9: {
+        const circuit = this.circuits.get(frame.circId);
+        if (!circuit || !circuit.isOpen) return; // tor drops cells for circuits it doesn't know
+        circuit.handleRelay(frame);
+        return;
+      }
+      default:
+        this.violation(`the client sent cell command ${frame.command}, which an OP never sends to a relay here`);
+    }
+  }
+
+  // --- plumbing -------------------------------------------------------------------
+
+  /** Runs a hook (or the default), reporting exceptions and swallowing ConnectionGone. */
+  run<A extends unknown[]>(hook: ((conn: FakeConnection, next: Next, ...args: A) => Awaitable<void>) | undefined, dflt: Next, ...args: A): Awaitable<void> {
+    const failed = (err: unknown) => {
+      if (err instanceof ConnectionGone) return;
+      this.relay.errors.push(err);
+      this.destroy();
+    };
+    try {
+      const result = hook ? hook(this, dflt, ...args) : dflt();
+      if (result && typeof (result as Promise<void>).then === 'function') return (result as Promise<void>).catch(failed);
+      return result;
+    } catch (err) {
+      failed(err);
+      return undefined;
+    }
+  }
+
+  violation(what: string): void {
+    this.relay.violations.push(what);
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Circuits and streams
+
+/** A circuit the client created on a connection. */
+export class FakeCircuit {
+  /** The relay's crypto half (keys, digests). */
+  readonly side: RelaySideCircuit;
+  /** The relay's circuit package window (cells it may still send; +100 per valid SENDME). */
+  window = 1000;
+  readonly streams = new Map<number, FakeStream>();
+  private state: 'creating' | 'open' | 'gone' = 'creating';
+
+  constructor(
+    readonly conn: FakeConnection,
+    readonly id: number,
+    /** 0 for the connection's first circuit, 1 for the second, … */
+    readonly index: number,
+    /** The client's CREATE_FAST key material X. */
+    readonly x: Uint8Array,
+  ) {
+    this.side = new RelaySideCircuit(id, conn.linkProtocol);
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Sends CREATED_FAST (`tamperKeyHash`: with a wrong KH). */
+  createdFast(options: { tamperKeyHash?: boolean } = {}): void {
+    const cell = this.side.createdFast(this.x, options);
+    this.state = 'open';
+    this.conn.write(cell);
+  }
+
+  /** An encrypted RELAY cell to the client (not sent); options script faults (see RelaySideCircuit.send). */
+  relayCell(command: number, streamId: number, body: Uint8Array, options?: Parameters<RelaySideCircuit['send']>[3]): Uint8Array {
+    return this.side.send(command, streamId, body, options);
+  }
+
+  /** Builds and sends a RELAY cell. */
+  send(command: number, streamId: number, body: Uint8Array, options?: Parameters<RelaySideCircuit['send']>[3]): void {
+    this.conn.write(this.relayCell(command, streamId, body, options));
+  }
+
+  /** Sends DESTROY (default reason PROTOCOL's neighbour: 'RESOURCELIMIT') and forgets the circuit. */
+  destroy(reason: number | string = CloseReason.RESOURCELIMIT): void {
+    this.conn.writeCell(new DestroyCell(this.id, reason));
+    this.gone();
+  }
+
+  /** @internal The circuit is gone (DESTROY either way). */
+  gone(): void {
+    this.state = 'gone';
+    this.conn.circuits.delete(this.id);
+    for (const s of this.streams.values()) s.closed = true;
+    this.streams.clear();
+  }
+
+  /** @internal A RELAY or RELAY_EARLY cell from the client. */
+  handleRelay(frame: CellFrame): void {
+    let msg: RelayMessageIn;
+    try {
+      msg = this.side.receive(frame.payload, frame.command);
+    } catch {
+      // tor: an unrecognized cell at the last hop closes the circuit.
+      this.conn.violation(`circuit ${this.id}: a cell from the client did not decrypt to a recognized cell`);
+      this.destroy(CloseReason.PROTOCOL);
+      return;
+    }
+    const hooks = this.conn.relay.options.hooks ?? {};
+    switch (msg.command) {
+      case 13: {
+        // BEGIN_DIR
+        if (this.streams.has(msg.streamId)) {
+          this.conn.violation(`circuit ${this.id}: BEGIN_DIR for stream ${msg.streamId}, which is open`);
+          return;
+        }
+        const stream = new FakeStream(this, msg.streamId);
+        this.streams.set(msg.streamId, stream);
+        this.conn.relay.stats.streams++;
+        this.conn.run(hooks.beginDir, () => stream.connected(), this, stream);
+        return;
+      }
+      case 2: {
+        // DATA: the request
+        const stream = this.streams.get(msg.streamId);
+        if (!stream) return;
+        stream.takeRequest(msg.body);
+        return;
+      }
+      case 5:
+        this.handleSendme(msg);
+        return;
+      case 3: {
+        const stream = this.streams.get(msg.streamId);
+        if (stream) {
+          stream.closed = true;
+          this.streams.delete(msg.streamId);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private handleSendme(msg: RelayMessageIn): void {
+    if (msg.streamId === 0) {
+      const expected = this.side.expectedSendmeDigests.shift();
+      let version = 0;
+      let digest: Uint8Array | undefined;
+      try {
+        const sendme = SendmeMsg.decode(msg.body);
+        version = sendme.version;
+        digest = sendme.digest;
+      } catch {
+        version = -1;
+      }
+      // tor 0.4.9 (sendme_accept_min_version 1): a circuit SENDME must be v1 and echo the digest.
+      if (!expected || version !== 1 || !digest || !bytesEqual(digest, expected.subarray(0, 20))) {
+        this.conn.violation(`circuit ${this.id}: the client's circuit SENDME ${!expected ? 'was not due' : version !== 1 ? `is v${version}` : 'has the wrong digest'}`);
+        this.destroy(CloseReason.PROTOCOL);
+        return;
+      }
+      if (this.window + 100 > 1000) {
+        this.conn.violation(`circuit ${this.id}: a circuit SENDME would open the window past 1000`);
+        this.destroy(CloseReason.PROTOCOL);
+        return;
+      }
+      this.window += 100;
+      for (const s of this.streams.values()) void s.pump();
+      return;
+    }
+    const stream = this.streams.get(msg.streamId);
+    if (!stream) return;
+    if (stream.window + 50 > 500) {
+      this.conn.violation(`stream ${stream.id}: a stream SENDME would open the window past 500`);
+      this.destroy(CloseReason.PROTOCOL);
+      return;
+    }
+    stream.window += 50;
+    void stream.pump();
+  }
+}
+
+/** A BEGIN_DIR stream on a fake circuit. */
+export class FakeStream {
+  /** The relay's stream package window (500; +50 per SENDME). */
+  window = 500;
+  /** The request's bytes so far. */
+  request = new Uint8Array(0);
+  /** The path of the request line, once it arrived. */
+  path: string | undefined;
+  /** The response being served, and how far. */
+  response: DocumentSource | undefined;
+  offset = 0;
+  /** DATA cells of the response handed to the `data` hook so far. */
+  cellsOffered = 0;
+  /** Overrun the client's windows (default: the relay's `ignoreWindows`). */
+  ignoreWindows: boolean;
+  closed = false;
+  private pumping = false;
+
+  constructor(
+    readonly circuit: FakeCircuit,
+    readonly id: number,
+  ) {
+    this.ignoreWindows = circuit.conn.relay.options.ignoreWindows ?? false;
+  }
+
+  get conn(): FakeConnection {
+    return this.circuit.conn;
+  }
+
+  /** CONNECTED was sent (a request that came before it waits, as tor holds it). */
+  isConnected = false;
+
+  /** Sends CONNECTED. */
+  connected(): void {
+    this.circuit.send(4, this.id, new Uint8Array(0));
+    this.isConnected = true;
+    this.takeRequest(new Uint8Array(0));
+  }
+
+  /** Sends one DATA cell now (counts against the windows). */
+  sendData(body: Uint8Array): void {
+    this.window--;
+    this.circuit.window--;
+    this.conn.relay.stats.dataCellsOut++;
+    this.circuit.send(2, this.id, body);
+  }
+
+  /** Sends END with `reason` (default DONE) and forgets the stream. */
+  end(reason: number | string = EndReason.DONE): void {
+    this.circuit.send(3, this.id, new EndMsg(reason).encode());
+    this.closed = true;
+    this.circuit.streams.delete(this.id);
+  }
+
+  /** Starts serving `doc` (an HTTP response is made of it unless `raw`). */
+  serve(doc: Document, options: { status?: string; raw?: boolean } = {}): void {
+    const source = asSource(doc);
+    this.response = options.raw ? source : httpResponse(options.status ?? '200 OK', source);
+    this.offset = 0;
+    void this.pump();
+  }
+
+  /** @internal */
+  takeRequest(body: Uint8Array): void {
+    if (this.path !== undefined) return;
+    if (body.length) this.request = Buffer.concat([this.request, body]);
+    if (!this.isConnected) return;
+    const text = Buffer.from(this.request).toString('latin1');
+    const end = text.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    this.path = /^[A-Z]+ (\S+)/.exec(text)?.[1] ?? '';
+    const hooks = this.conn.relay.options.hooks ?? {};
+    this.conn.run(hooks.request, () => {
+      const doc = this.conn.relay.documentFor(this.path!);
+      if (doc === undefined) this.serve('Not found\n', { status: '404 Not found' });
+      else this.serve(doc);
+    }, this.circuit, this, text.slice(0, end + 4));
+  }
+
+  /** Sends as much of the response as the windows (and the socket) allow. */
+  async pump(): Promise<void> {
+    if (this.pumping || !this.response) return;
+    this.pumping = true;
+    const hooks = this.conn.relay.options.hooks ?? {};
+    try {
+      const response = this.response;
+      while (!this.closed && this.circuit.isOpen && !this.conn.isClosed) {
+        if (this.offset >= response.size) {
+          this.response = undefined;
+          this.closed = true;
+          await this.conn.run(hooks.end, () => this.end(), this.circuit, this);
+          return;
+        }
+        if (!this.ignoreWindows && (this.window <= 0 || this.circuit.window <= 0)) return;
+        if (this.conn.tls.writableNeedDrain) {
+          await this.conn.drained();
+          continue;
+        }
+        const length = Math.min(RELAY_DATA_MAX, response.size - this.offset);
+        const body = response.read(this.offset, length);
+        this.offset += length;
+        const index = this.cellsOffered++;
+        const result = hooks.data ? this.conn.run(hooks.data, () => this.sendData(body), this.circuit, this, body, index) : this.sendData(body);
+        if (result) await result;
+        // Let the socket and other streams breathe between windows' worth of cells.
+        if (this.ignoreWindows && index % 100 === 99) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}

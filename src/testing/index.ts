@@ -1,0 +1,26 @@
+/**
+ * orport/testing — test support for users who test their own tools against hostile
+ * relays: the scriptable fake relay (a TLS server on loopback with a real CERTS chain),
+ * certificate chains from fresh keys, and the relay's half of a circuit.
+ *
+ *   import { startFakeRelay, syntheticDocument } from 'orport/testing';
+ *
+ * A separate entry point, so the main one stays lean.
+ */
+export {
+  startFakeRelay,
+  syntheticDocument,
+  syntheticByte,
+  FakeConnection,
+  FakeCircuit,
+  FakeStream,
+  type FakeRelay,
+  type FakeRelayOptions,
+  type FakeRelayHooks,
+  type FakeRelayStats,
+  type Document,
+  type DocumentSource,
+  type Next,
+} from './fakerelay.js';
+export { buildCertChain, generateChainKeys, type GeneratedChain, type ChainOptions, type ChainKeys } from './certchain.js';
+export { RelaySideCircuit, relayPieces, type RelayMessageIn } from './relayside.js';
