@@ -9,7 +9,7 @@
  * peer input: a violation closes the channel through `events.closed(error)`.
  */
 import { randomInt } from 'node:crypto';
-import { BadArgumentError, ChannelClosedError, HandshakeError, InternalError, OrportError, ProtocolError } from '../errors.js';
+import { BadArgumentError, ChannelClosedError, DecodeError, HandshakeError, InternalError, OrportError, ProtocolError } from '../errors.js';
 import {
   AuthChallengeCell,
   CertsCell,
@@ -268,7 +268,13 @@ export class ChannelMachine {
 
   /** Decodes a handshake cell into its own bytes (the decoder reuses its buffer). */
   private decode(frame: CellFrame): Cell {
-    return decodeFrame({ ...frame, payload: frame.payload.slice() }, this.linkProtocol ?? LinkProtocol.of(2));
+    try {
+      return decodeFrame({ ...frame, payload: frame.payload.slice() }, this.linkProtocol ?? LinkProtocol.of(2));
+    } catch (err) {
+      // Only handshake cells are decoded here: a malformed one is a failed handshake.
+      if (err instanceof DecodeError) throw new HandshakeError(`the relay's ${this.describe(frame)} does not decode: ${err.message}`, { cause: err });
+      throw err;
+    }
   }
 
   private describe(frame: CellFrame): string {
