@@ -54,6 +54,12 @@ export interface ConnectOptions extends WaitOptions {
    * Turn off only for research on broken relays.
    */
   verifyCertificates?: boolean;
+  /**
+   * Most bytes of cells the relay may send before its NETINFO (default 256 KiB; a real
+   * handshake takes 2-5 KB): past it connect fails with a LimitError instead of reading a
+   * flood of padding until the timeout.
+   */
+  maxHandshakeBytes?: number;
   /** Pinned identity: connect fails with IdentityMismatchError if the relay proves another. */
   identity?: { rsa?: string; ed25519?: string };
 }
@@ -145,7 +151,8 @@ export class Relay {
    * Connects to an ORPort: TLS (relays present self-signed certificates: no CA check),
    * VERSIONS (highest common of `linkProtocols`), the relay's CERTS, AUTH_CHALLENGE and
    * NETINFO, then our NETINFO. Rejects with a typed error: BadArgumentError, NetworkError,
-   * HandshakeError, TimeoutError (default 10 s) or AbortError.
+   * HandshakeError, CertificateError, IdentityMismatchError, LimitError (maxHandshakeBytes),
+   * TimeoutError (default 10 s) or AbortError.
    */
   static connect(address: string, port: number, linkProtocols: readonly number[] = DEFAULT_LINK_PROTOCOLS, options: ConnectOptions = {}): Promise<Relay> {
     try {
@@ -185,7 +192,7 @@ export class Relay {
             socket?.destroy();
           }
         },
-      }, { peerAddress, circuit: options.circuit });
+      }, { peerAddress, circuit: options.circuit, maxHandshakeBytes: options.maxHandshakeBytes });
       socket = tlsConnect({
         host: address,
         port,

@@ -9,7 +9,7 @@
  * peer input: a violation closes the channel through `events.closed(error)`.
  */
 import { randomInt } from 'node:crypto';
-import { BadArgumentError, ChannelClosedError, DecodeError, HandshakeError, InternalError, OrportError, ProtocolError } from '../errors.js';
+import { BadArgumentError, ChannelClosedError, DecodeError, HandshakeError, InternalError, LimitError, OrportError, ProtocolError } from '../errors.js';
 import {
   AuthChallengeCell,
   CertsCell,
@@ -82,7 +82,19 @@ export interface ChannelOptions {
   randomInt?: (min: number, max: number) => number;
   /** Options every circuit is created with. */
   circuit?: CircuitOptions;
+  /**
+   * Most bytes of cells the relay may send before its NETINFO (default
+   * DEFAULT_MAX_HANDSHAKE_BYTES); past it the channel fails with a LimitError.
+   */
+  maxHandshakeBytes?: number;
 }
+
+/**
+ * A relay's whole handshake (VERSIONS, CERTS, AUTH_CHALLENGE, NETINFO) takes 2-5 KB;
+ * even three maximal variable-length cells fit in 256 KiB. A relay that sends more
+ * before its NETINFO (VPADDING, say) is wasting our time: we stop reading at this cap.
+ */
+export const DEFAULT_MAX_HANDSHAKE_BYTES = 256 * 1024;
 
 type HandshakeState = 'idle' | 'versions' | 'certs' | 'auth_challenge' | 'netinfo' | 'open' | 'closed';
 
@@ -96,6 +108,8 @@ export class ChannelMachine {
   private certs: CertsCell | undefined;
   private authChallenge: AuthChallengeCell | undefined;
   private closeError: OrportError | undefined;
+  private handshakeBytes = 0;
+  private readonly maxHandshakeBytes: number;
   /** Counters for tests and diagnostics. */
   readonly counters = { cellsIn: 0, paddingIn: 0, droppedIn: 0 };
 
@@ -113,6 +127,8 @@ export class ChannelMachine {
       throw new BadArgumentError(`link protocols [${ourVersions.join(', ')}] include none that relays still speak (3 or later; tor 0.4.9 speaks 3-5)`);
     }
     this.randomInt = options.randomInt ?? randomInt;
+    this.maxHandshakeBytes = options.maxHandshakeBytes ?? DEFAULT_MAX_HANDSHAKE_BYTES;
+    if (!(this.maxHandshakeBytes > 0)) throw new BadArgumentError(`maxHandshakeBytes must be positive, not ${this.maxHandshakeBytes}`);
   }
 
   /** The negotiated link protocol (after VERSIONS). */
@@ -170,6 +186,15 @@ export class ChannelMachine {
 
   private handleFrame(frame: CellFrame): void {
     const command = frame.command;
+    if (this.state !== 'open') {
+      this.handshakeBytes += frame.length;
+      if (this.handshakeBytes > this.maxHandshakeBytes) {
+        throw new LimitError(
+          `the relay sent more than ${this.maxHandshakeBytes} bytes of cells during the link handshake (${this.counters.paddingIn} of them padding) without finishing it`,
+          this.maxHandshakeBytes,
+        );
+      }
+    }
     if (command === CMD.VPADDING || (command === CMD.PADDING && this.linkProtocol)) {
       this.counters.paddingIn++;
       return; // tor-spec 7.2: padding is ignored anywhere
