@@ -17,11 +17,12 @@
  *
  * Options: --unit / --integration run one part only; --keep keeps the
  * network's directory (keys, torrcs, logs); --fuzz runs the unit tests with
- * ORPORT_FUZZ_RUNS=20000 (unless set); other arguments filter test files by
- * substring. Exit status 0 only when everything passed.
+ * ORPORT_FUZZ_RUNS=20000 (unless set) and prints the fuzz tests' total case count;
+ * other arguments filter test files by substring. Exit status 0 only when
+ * everything passed.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureIsolated, formatFindings, startTestnet, torProcessesUnder, type Testnet } from '../src/testnet/index.js';
@@ -65,6 +66,19 @@ function runNodeTests(files: readonly string[], env: NodeJS.ProcessEnv, stop: Ab
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
 
+/** Sums the case counts the fuzz tests wrote (file, property, count per line) and removes the file. */
+function fuzzTotals(file: string): string {
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+  rmSync(join(file, '..'), { recursive: true, force: true });
+  const byFile = new Map<string, number>();
+  for (const line of lines) {
+    const [name, , n] = line.split('\t');
+    byFile.set(name!, (byFile.get(name!) ?? 0) + Number(n));
+  }
+  const total = [...byFile.values()].reduce((a, b) => a + b, 0);
+  return `fuzz: ${total.toLocaleString('en')} cases in total (${[...byFile].map(([f, n]) => `${f} ${n.toLocaleString('en')}`).join(', ') || 'no fuzz test ran'})`;
+}
+
 async function main(): Promise<number> {
   const started = performance.now();
   const args = process.argv.slice(2);
@@ -104,10 +118,12 @@ async function main(): Promise<number> {
   try {
     if (unit.length > 0) {
       say(`unit tests: ${unit.map((f) => relative(root, f)).join(', ')}`);
-      const env = flags.has('--fuzz') ? { ...process.env, ORPORT_FUZZ_RUNS: process.env.ORPORT_FUZZ_RUNS ?? '20000' } : process.env;
+      const countsFile = flags.has('--fuzz') ? join(mkdtempSync(join(tmpdir(), 'orport-fuzz-')), 'counts.tsv') : undefined;
+      const env = countsFile ? { ...process.env, ORPORT_FUZZ_RUNS: process.env.ORPORT_FUZZ_RUNS ?? '20000', ORPORT_FUZZ_COUNTS: countsFile } : process.env;
       const t0 = performance.now();
       const code = await runNodeTests(unit, env, stop.signal);
       say(`unit tests ${code === 0 ? 'passed' : 'FAILED'} in ${seconds(performance.now() - t0)}`);
+      if (countsFile) say(fuzzTotals(countsFile));
       failed ||= code !== 0;
     }
     if (integration.length > 0 && !stop.signal.aborted) {
