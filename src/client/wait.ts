@@ -38,6 +38,11 @@ export function watchAbort(signal: AbortSignal, onAbort: () => void): () => void
   return () => set.delete(onAbort);
 }
 
+/** How many waits are watching `signal` right now (0 once they have all ended): for leak checks. */
+export function abortWatcherCount(signal: AbortSignal): number {
+  return abortWatchers.get(signal)?.size ?? 0;
+}
+
 export interface Settle<T> {
   resolve(value: T): void;
   reject(error: unknown): void;
