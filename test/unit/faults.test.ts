@@ -5,7 +5,8 @@
  *   - the exact typed error (class and code) — or, where the spec says to ignore the
  *     fault, that nothing fails;
  *   - that it came within the configured timeout (TimeoutError rows: at it);
- *   - that every socket, server, timer and file descriptor was given back (noLeaks);
+ *   - that every socket, server, timer and file descriptor was given back (noLeaks), and
+ *     that no wait still watches the AbortSignal every call was given;
  *   - that other circuits on the same connection still work, where the spec allows.
  *
  * The README's "Security" section lists these rows and their errors.
@@ -33,6 +34,7 @@ import {
 import { buildCertChain, type GeneratedChain } from '../../src/testing/certchain.js';
 import { startFakeRelay, syntheticByte, syntheticDocument, type FakeRelay, type FakeRelayOptions } from '../../src/testing/fakerelay.js';
 import { gcFunction, noLeaks } from '../support/leaks.js';
+import { abortWatcherCount } from '../../src/client/wait.js';
 
 /** The timeout every wait in this file is configured with. */
 const TIMEOUT = 1000;
@@ -47,6 +49,12 @@ before(() => {
   otherChain = buildCertChain();
 });
 
+/**
+ * One AbortSignal given to every connect, createCircuit, directory and directoryStream
+ * here: after each row, no wait may still be watching it (its listeners are released).
+ */
+const signal = new AbortController().signal;
+
 /** Runs `fn` against a fresh fake relay, inside a leak check; checks the relay's hooks didn't throw. */
 async function withFake(options: FakeRelayOptions, fn: (fake: FakeRelay) => Promise<void>, expectViolations = false): Promise<void> {
   await noLeaks(async () => {
@@ -56,13 +64,14 @@ async function withFake(options: FakeRelayOptions, fn: (fake: FakeRelay) => Prom
     } finally {
       await fake.close();
     }
+    assert.equal(abortWatcherCount(signal), 0, 'every wait stopped watching the AbortSignal');
     assert.deepEqual(fake.errors, [], 'the fake relay’s hooks ran without exceptions');
     if (!expectViolations) assert.deepEqual(fake.violations, [], 'the client broke no rule the relay checks');
   });
 }
 
 function connect(fake: FakeRelay, options: Parameters<typeof Relay.connect>[3] = {}): Promise<Relay> {
-  return Relay.connect(fake.host, fake.port, undefined, { timeoutMs: TIMEOUT, identity: fake.identity, ...options });
+  return Relay.connect(fake.host, fake.port, undefined, { timeoutMs: TIMEOUT, identity: fake.identity, signal, ...options });
 }
 
 interface Failure {
@@ -70,10 +79,11 @@ interface Failure {
   ms: number;
 }
 
-/** Awaits a rejection; returns the error and how long it took from `since`. */
-async function failure(promise: Promise<unknown>, since = performance.now()): Promise<Failure> {
+/** Starts `operation` and awaits its rejection; returns the error and how long it took. */
+async function failure(operation: () => Promise<unknown>): Promise<Failure> {
+  const since = performance.now();
   try {
-    await promise;
+    await operation();
   } catch (error) {
     assert.ok(error instanceof OrportError, `expected a typed OrportError, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
     return { error, ms: performance.now() - since };
@@ -104,7 +114,7 @@ async function until(condition: () => boolean, what: string, ms = TIMEOUT): Prom
 
 /** A circuit fetches the test document completely. */
 async function fetchesDocument(circuit: RelayCircuit, streamId = 1): Promise<void> {
-  const response = parseHttpResponse(await circuit.directory(GET(), streamId, { timeoutMs: TIMEOUT * 3 }));
+  const response = parseHttpResponse(await circuit.directory(GET(), streamId, { timeoutMs: TIMEOUT * 3, signal }));
   assert.equal(response.statusCode, 200);
   assert.equal(Buffer.from(response.body).toString(), DOC);
 }
@@ -112,8 +122,8 @@ async function fetchesDocument(circuit: RelayCircuit, streamId = 1): Promise<voi
 /** Connects, creates circuits A (index 0, the one scripted to fail) and B; returns them. */
 async function twoCircuits(fake: FakeRelay): Promise<{ relay: Relay; a: RelayCircuit; b: RelayCircuit }> {
   const relay = await connect(fake);
-  const a = await relay.createCircuit({ timeoutMs: TIMEOUT });
-  const b = await relay.createCircuit({ timeoutMs: TIMEOUT });
+  const a = await relay.createCircuit({ timeoutMs: TIMEOUT, signal });
+  const b = await relay.createCircuit({ timeoutMs: TIMEOUT, signal });
   return { relay, a, b };
 }
 
@@ -122,21 +132,21 @@ async function twoCircuits(fake: FakeRelay): Promise<{ relay: Relay; a: RelayCir
 
 test('row: no common link version → HandshakeError', async () => {
   await withFake({ versions: [1, 2] }, async (fake) => {
-    const err = expectError(await failure(connect(fake)), HandshakeError, 'E_HANDSHAKE');
+    const err = expectError(await failure(() => connect(fake)), HandshakeError, 'E_HANDSHAKE');
     assert.match(err.message, /no common link protocol: we support 3, 4, 5, but the relay supports 1, 2/);
   });
 });
 
 test('row: a first cell other than VERSIONS → HandshakeError', async () => {
   await withFake({ hooks: { versions: (c) => c.write(c.certsCell()) } }, async (fake) => {
-    const err = expectError(await failure(connect(fake)), HandshakeError, 'E_HANDSHAKE');
+    const err = expectError(await failure(() => connect(fake)), HandshakeError, 'E_HANDSHAKE');
     assert.match(err.message, /expected the relay's VERSIONS cell first/);
   });
 });
 
 test('row: an odd-length VERSIONS → HandshakeError (caused by the DecodeError)', async () => {
   await withFake({ hooks: { versions: (c) => c.write(Uint8Array.of(0, 0, 7, 0, 3, 0, 4, 5)) } }, async (fake) => {
-    const err = expectError(await failure(connect(fake)), HandshakeError, 'E_HANDSHAKE');
+    const err = expectError(await failure(() => connect(fake)), HandshakeError, 'E_HANDSHAKE');
     assert.match(err.message, /VERSIONS/);
     assert.equal((err.cause as OrportError | undefined)?.code, 'E_DECODE');
   });
@@ -144,14 +154,14 @@ test('row: an odd-length VERSIONS → HandshakeError (caused by the DecodeError)
 
 test('row: a truncated cell, then silence → TimeoutError at the configured timeout', async () => {
   await withFake({ hooks: { certs: (c) => c.write(c.certsCell().subarray(0, 100)) } }, async (fake) => {
-    expectError(await failure(connect(fake)), TimeoutError, 'E_TIMEOUT');
+    expectError(await failure(() => connect(fake)), TimeoutError, 'E_TIMEOUT');
   });
 });
 
 test('row: a variable-length cell claiming 65,535 bytes, then a trickle → TimeoutError at the configured timeout', async () => {
   const header = Uint8Array.of(0, 0, 0, 0, 129, 0xff, 0xff); // CERTS, 4-byte circuit id, Len 65535
   await withFake({ hooks: { certs: (c) => c.trickle(Buffer.concat([header, Buffer.alloc(0xffff, 1)]), { chunk: 16, intervalMs: 20 }) } }, async (fake) => {
-    expectError(await failure(connect(fake)), TimeoutError, 'E_TIMEOUT');
+    expectError(await failure(() => connect(fake)), TimeoutError, 'E_TIMEOUT');
   });
 });
 
@@ -167,7 +177,7 @@ test('row: a flood of VPADDING during the handshake → LimitError long before t
     }
   };
   await withFake({ hooks: { certs: flood } }, async (fake) => {
-    const err = expectError(await failure(connect(fake)), LimitError, 'E_LIMIT');
+    const err = expectError(await failure(() => connect(fake)), LimitError, 'E_LIMIT');
     assert.match(err.message, /during the link handshake/);
     assert.ok(sent < 8 * 1024 * 1024, `the relay got to send ${sent} bytes before we hung up`);
   });
@@ -184,13 +194,13 @@ test('a flood of VPADDING after the handshake is ignored (padding is legal): cir
 
 test('row: a 1-byte-per-second slowloris during the handshake → TimeoutError at the configured timeout', async () => {
   await withFake({ hooks: { versions: (c) => c.trickle(Buffer.concat([c.versionsCell(), c.handshakeCells()]), { chunk: 1, intervalMs: 1000 }) } }, async (fake) => {
-    expectError(await failure(connect(fake, { timeoutMs: 1500 })), TimeoutError, 'E_TIMEOUT', 1500);
+    expectError(await failure(() => connect(fake, { timeoutMs: 1500 })), TimeoutError, 'E_TIMEOUT', 1500);
   });
 });
 
 test('row: garbage after the TLS handshake → HandshakeError', async () => {
   await withFake({ hooks: { connection: (c) => c.write(Buffer.from('\x16\x03\x01garbage, not a cell: GET / HTTP/1.1\r\n\r\n', 'latin1')) } }, async (fake) => {
-    expectError(await failure(connect(fake)), HandshakeError, 'E_HANDSHAKE');
+    expectError(await failure(() => connect(fake)), HandshakeError, 'E_HANDSHAKE');
   });
 });
 
@@ -208,15 +218,15 @@ test('garbage of any kind, after TLS or after the link handshake: only typed err
     },
   }, async (fake) => {
     for (; i < early.length; i++) {
-      const f = await failure(connect(fake, { timeoutMs: 300 }));
+      const f = await failure(() => connect(fake, { timeoutMs: 300, signal }));
       assert.ok(['E_HANDSHAKE', 'E_TIMEOUT', 'E_LIMIT'].includes(f.error.code), `${f.error.code}: ${f.error.message}`);
       assert.ok(f.ms < 1000);
     }
     for (; i < early.length + late.length; i++) {
       const relay = await connect(fake);
-      const circuit = await relay.createCircuit();
+      const circuit = await relay.createCircuit({ signal });
       const t0 = performance.now();
-      const outcome = await circuit.directory(GET(), 1, { timeoutMs: 300 }).then(
+      const outcome = await circuit.directory(GET(), 1, { timeoutMs: 300, signal }).then(
         () => undefined,
         (err: unknown) => err,
       );
@@ -229,7 +239,7 @@ test('garbage of any kind, after TLS or after the link handshake: only typed err
 
 test('row: TCP reset in the middle of the CERTS cell → NetworkError (ECONNRESET)', async () => {
   await withFake({ hooks: { certs: (c) => { c.write(c.certsCell().subarray(0, 300)); return c.reset(); } } }, async (fake) => {
-    const err = expectError(await failure(connect(fake)), NetworkError, 'E_NETWORK');
+    const err = expectError(await failure(() => connect(fake)), NetworkError, 'E_NETWORK');
     assert.equal(err.errno, 'ECONNRESET');
   });
 });
@@ -237,12 +247,12 @@ test('row: TCP reset in the middle of the CERTS cell → NetworkError (ECONNRESE
 test('row: a CERTS chain for another identity → IdentityMismatchError (pinned) / CertificateError (not bound to the TLS key)', async () => {
   // A consistent chain of another relay: it verifies, but isn't the relay we pinned.
   await withFake({ chain: otherChain }, async (fake) => {
-    const err = expectError(await failure(connect(fake, { identity: chain.identity })), IdentityMismatchError, 'E_IDENTITY_MISMATCH');
+    const err = expectError(await failure(() => connect(fake, { identity: chain.identity })), IdentityMismatchError, 'E_IDENTITY_MISMATCH');
     assert.equal(err.seen, otherChain.identity.rsa);
   });
   // Another relay's CERTS behind our TLS key: the link cert doesn't certify this TLS certificate.
   await withFake({ certificates: otherChain.certificates }, async (fake) => {
-    const err = expectError(await failure(connect(fake, { identity: undefined })), CertificateError, 'E_CERTS');
+    const err = expectError(await failure(() => connect(fake, { identity: undefined })), CertificateError, 'E_CERTS');
     assert.equal(err.check, 'tls-certificate');
   });
 });
@@ -253,7 +263,7 @@ test('row: clock skew of days in NETINFO → no error; relay.clockSkewMs reports
     await withFake({ clockSkewMs: skew }, async (fake) => {
       const relay = await connect(fake);
       assert.ok(Math.abs(relay.clockSkewMs - skew) < 2000, `clockSkewMs ${relay.clockSkewMs}, skew ${skew}`);
-      await fetchesDocument(await relay.createCircuit());
+      await fetchesDocument(await relay.createCircuit({ signal }));
       await relay.close();
     });
   }
@@ -265,9 +275,9 @@ test('row: clock skew of days in NETINFO → no error; relay.clockSkewMs reports
 test('row: a wrong KH in CREATED_FAST → HandshakeError and DESTROY (PROTOCOL); other circuits unaffected', async () => {
   await withFake({ hooks: { createFast: (_c, next, circuit) => (circuit.index === 0 ? circuit.createdFast({ tamperKeyHash: true }) : next()) } }, async (fake) => {
     const relay = await connect(fake);
-    const err = expectError(await failure(relay.createCircuit({ timeoutMs: TIMEOUT })), HandshakeError, 'E_HANDSHAKE');
+    const err = expectError(await failure(() => relay.createCircuit({ timeoutMs: TIMEOUT, signal })), HandshakeError, 'E_HANDSHAKE');
     assert.match(err.message, /key hash KH does not match/);
-    await fetchesDocument(await relay.createCircuit());
+    await fetchesDocument(await relay.createCircuit({ signal }));
     const [conn] = fake.connections;
     await until(() => conn!.destroysIn.length > 0, 'the relay saw our DESTROY');
     assert.deepEqual(conn!.destroysIn.map((d) => d.reason), [1], 'we sent DESTROY with reason PROTOCOL');
@@ -281,7 +291,7 @@ test('row: an inbound relay digest mismatch → ProtocolError E_BAD_CELL_AUTH; o
   };
   await withFake({ hooks }, async (fake) => {
     const { relay, a, b } = await twoCircuits(fake);
-    const err = expectError(await failure(a.directory(GET(), 1, { timeoutMs: TIMEOUT })), ProtocolError, 'E_BAD_CELL_AUTH');
+    const err = expectError(await failure(() => a.directory(GET(), 1, { timeoutMs: TIMEOUT, signal })), ProtocolError, 'E_BAD_CELL_AUTH');
     assert.match(err.message, /not recognized/);
     assert.equal(a.isOpen, false);
     await fetchesDocument(b);
@@ -296,7 +306,7 @@ test('row: an inbound RELAY_EARLY → ProtocolError; other circuits unaffected',
   };
   await withFake({ hooks }, async (fake) => {
     const { relay, a, b } = await twoCircuits(fake);
-    const err = expectError(await failure(a.directory(GET(), 1, { timeoutMs: TIMEOUT })), ProtocolError, 'E_PROTOCOL');
+    const err = expectError(await failure(() => a.directory(GET(), 1, { timeoutMs: TIMEOUT, signal })), ProtocolError, 'E_PROTOCOL');
     assert.match(err.message, /RELAY_EARLY/);
     await fetchesDocument(b);
     await relay.close();
@@ -316,7 +326,7 @@ test('row: cells for a stream id we never opened are dropped (tor-spec 6.2); the
   };
   await withFake({ hooks }, async (fake) => {
     const relay = await connect(fake);
-    const circuit = await relay.createCircuit();
+    const circuit = await relay.createCircuit({ signal });
     await fetchesDocument(circuit);
     assert.equal(circuit.counters.dropped, 3);
     assert.ok(circuit.isOpen);
@@ -330,7 +340,7 @@ test('row: DESTROY in the middle of a response → CircuitDestroyedError with th
   };
   await withFake({ hooks }, async (fake) => {
     const { relay, a, b } = await twoCircuits(fake);
-    const err = expectError(await failure(a.directory(GET(), 1, { timeoutMs: TIMEOUT })), CircuitDestroyedError, 'E_CIRCUIT_DESTROYED');
+    const err = expectError(await failure(() => a.directory(GET(), 1, { timeoutMs: TIMEOUT, signal })), CircuitDestroyedError, 'E_CIRCUIT_DESTROYED');
     assert.equal(err.by, 'relay');
     assert.equal(err.reason, 'RESOURCELIMIT');
     assert.equal(a.isOpen, false);
@@ -345,7 +355,7 @@ test('row: END in the middle of a response → StreamClosedError with the relay�
   };
   await withFake({ hooks }, async (fake) => {
     const { relay, a, b } = await twoCircuits(fake);
-    const err = expectError(await failure(a.directory(GET(), 1, { timeoutMs: TIMEOUT })), StreamClosedError, 'E_STREAM_CLOSED');
+    const err = expectError(await failure(() => a.directory(GET(), 1, { timeoutMs: TIMEOUT, signal })), StreamClosedError, 'E_STREAM_CLOSED');
     assert.equal(err.by, 'relay');
     assert.equal(err.reason, 'CONNRESET');
     assert.ok(a.isOpen, 'END closes the stream, not the circuit');
@@ -359,7 +369,7 @@ test('row: more DATA than the deliver window allows → ProtocolError; the circu
   await withFake({ hooks: { beginDir: (_c, next, circuit, stream) => { stream.ignoreWindows = circuit.index === 0; return next(); } } }, async (fake) => {
     const { relay, a, b } = await twoCircuits(fake);
     const t0 = performance.now();
-    const readable = a.directoryStream(GET('/tor/1k-cells'), { timeoutMs: TIMEOUT, highWaterMark: 16 * 1024 });
+    const readable = a.directoryStream(GET('/tor/1k-cells'), { timeoutMs: TIMEOUT, highWaterMark: 16 * 1024, signal });
     const error = await new Promise<unknown>((resolve) => readable.once('error', resolve)); // never read: a slow consumer
     const err = expectError({ error: error as OrportError, ms: performance.now() - t0 }, ProtocolError, 'E_PROTOCOL');
     assert.match(err.message, /more DATA cells than its deliver window allows/);
@@ -375,9 +385,9 @@ test('row: a 50 MB directory response — directoryStream keeps memory bounded f
   const gc = gcFunction();
   await withFake({}, async (fake) => {
     const relay = await connect(fake);
-    const circuit = await relay.createCircuit();
+    const circuit = await relay.createCircuit({ signal });
     // The size cap: a LimitError as soon as the response passes it; the circuit stays usable.
-    const capped = expectError(await failure(circuit.directory(GET('/tor/big'), 1, { timeoutMs: 5000, maxResponseBytes: 1024 * 1024 })), LimitError, 'E_LIMIT', 5000);
+    const capped = expectError(await failure(() => circuit.directory(GET('/tor/big'), 1, { timeoutMs: 5000, maxResponseBytes: 1024 * 1024, signal })), LimitError, 'E_LIMIT', 5000);
     assert.equal(capped.limit, 1024 * 1024);
     await fetchesDocument(circuit, 2);
 
@@ -390,7 +400,7 @@ test('row: a 50 MB directory response — directoryStream keeps memory bounded f
     let checked = 0;
     let nextPause = 512 * 1024;
     const t0 = performance.now();
-    const readable = circuit.directoryStream(GET('/tor/big'), { streamId: 3, timeoutMs: 120_000 });
+    const readable = circuit.directoryStream(GET('/tor/big'), { streamId: 3, timeoutMs: 120_000, signal });
     let headerLeft = -1;
     for await (const chunk of readable as AsyncIterable<Buffer>) {
       let body = chunk;
@@ -433,8 +443,8 @@ test('row: TCP reset in the middle of a cell → NetworkError (ECONNRESET) for e
   };
   await withFake({ hooks }, async (fake) => {
     const relay = await connect(fake);
-    const circuit = await relay.createCircuit();
-    const err = expectError(await failure(circuit.directory(GET(), 1, { timeoutMs: TIMEOUT })), NetworkError, 'E_NETWORK');
+    const circuit = await relay.createCircuit({ signal });
+    const err = expectError(await failure(() => circuit.directory(GET(), 1, { timeoutMs: TIMEOUT, signal })), NetworkError, 'E_NETWORK');
     assert.equal(err.errno, 'ECONNRESET');
     assert.equal(relay.isAlive(), false);
     assert.equal(relay.closeReason, err);
@@ -452,8 +462,8 @@ test('row: a truncated cell mid-response, then silence → TimeoutError at the c
   };
   await withFake({ hooks }, async (fake) => {
     const relay = await connect(fake);
-    const circuit = await relay.createCircuit();
-    expectError(await failure(circuit.directory(GET(), 1, { timeoutMs: TIMEOUT })), TimeoutError, 'E_TIMEOUT');
+    const circuit = await relay.createCircuit({ signal });
+    expectError(await failure(() => circuit.directory(GET(), 1, { timeoutMs: TIMEOUT, signal })), TimeoutError, 'E_TIMEOUT');
     await relay.close();
   });
 });
