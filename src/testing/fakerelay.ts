@@ -313,6 +313,7 @@ export class FakeConnection {
   private queued = 0;
   private flushScheduled = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private draining: Promise<void> | undefined;
   private readonly sleepers = new Set<(error: Error) => void>();
   readonly tls: TLSSocket;
 
@@ -387,15 +388,18 @@ export class FakeConnection {
   /** Resolves when the socket's buffer has drained (at once if it is not over its mark). */
   drained(): Promise<void> {
     if (!this.tls.writableNeedDrain || this.isClosed) return Promise.resolve();
-    return new Promise((resolve) => {
+    // One wait shared by every stream of the connection (no listener per stream).
+    this.draining ??= new Promise<void>((resolve) => {
       const done = () => {
         this.tls.off('drain', done);
         this.tls.off('close', done);
+        this.draining = undefined;
         resolve();
       };
       this.tls.once('drain', done);
       this.tls.once('close', done);
     });
+    return this.draining;
   }
 
   /** Waits `ms`; if the connection closes first, the hook waiting here is stopped quietly. */
