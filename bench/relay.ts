@@ -22,7 +22,7 @@
  *             circ.directory(request, n)
  *   DirPort   node:http GET of the same three paths, a fresh TCP connection for each
  *   and, as extra rows, orport with { tlsMaxVersion: 'TLSv1.3' }, { quickAck: false },
- *   directory(…, { optimistic: true }) and both of the last two: the measurements
+ *   directory(…, { optimistic: false }) and both of the last two: the measurements
  *   behind orport's defaults.
  * A fetch's time ends with the last byte of the raw response; parsing and inflating
  * happen after the clock stops, for every peer.
@@ -31,8 +31,8 @@
  * beforehand. Stem: one after another on its circuit (its API allows nothing else).
  * orport: all at once on its one connection, in three layouts (1 circuit x 100 streams,
  * 10 x 10, 100 circuits x 1, creating the extra circuits inside the timed region); the
- * headline uses the fastest with default options. Extra rows: 1 x 100 with optimistic
- * requests, and orport one after another (as Stem). DirPort: 100 concurrent GETs, each
+ * headline uses the fastest with default options. Extra rows: 1 x 100 with requests
+ * sent after CONNECTED, and orport one after another (as Stem). DirPort: 100 concurrent GETs, each
  * on its own connection.
  *
  * Correctness, checked while measuring: every fetch must answer 200 with a non-empty
@@ -105,7 +105,7 @@ const USAGE = `usage: npm run bench -- relay [options]
   --warmup N        untimed rounds first (default 2)
   --relay NICK      the relay to measure (default relay0)
   --no-stem         leave Stem out
-  --no-variants     leave out the orport variants (TLS 1.3, quickAck off, optimistic)
+  --no-variants     leave out the orport variants (TLS 1.3, quickAck off, after CONNECTED)
   --json            machine-readable output on stdout
   --verbose         the network's boot log on stderr
 
@@ -214,7 +214,7 @@ async function orportSession(node: RelayNodeDescription, variant: OrportVariant,
     let streamId = 1;
     for (const path of PATHS) {
       const s = performance.now();
-      const raw = await circuit.directory(dirRequest(path), streamId++, { signal, optimistic: variant.optimistic ?? false });
+      const raw = await circuit.directory(dirRequest(path), streamId++, { signal, ...(variant.optimistic === undefined ? {} : { optimistic: variant.optimistic }) });
       raws.push([path, raw, performance.now() - s]);
     }
     const session: Session = { connectMs: t1 - t0, createMs: t2 - t1, fetches: {} };
@@ -230,7 +230,7 @@ type BatchLayout = { circuits: number; streams: number; optimistic?: boolean } |
 const layoutName = (layout: BatchLayout): string =>
   layout === 'sequential'
     ? 'orport, one after another'
-    : `orport, ${layout.circuits} circuit${layout.circuits > 1 ? 's' : ''} x ${layout.streams} stream${layout.streams > 1 ? 's' : ''}${layout.optimistic ? ', optimistic' : ''}`;
+    : `orport, ${layout.circuits} circuit${layout.circuits > 1 ? 's' : ''} x ${layout.streams} stream${layout.streams > 1 ? 's' : ''}${layout.optimistic === false ? ', after CONNECTED' : ''}`;
 
 /** `batchSize` fetches of SMALL on one connection; the first circuit exists before the clock starts. */
 async function orportBatch(node: RelayNodeDescription, layout: BatchLayout, batchSize: number, signal: AbortSignal): Promise<{ totalMs: number; fetched: Fetched[] }> {
@@ -242,10 +242,10 @@ async function orportBatch(node: RelayNodeDescription, layout: BatchLayout, batc
     if (layout === 'sequential') {
       for (let i = 0; i < batchSize; i++) raws.push(await first.directory(dirRequest(SMALL), i + 1, { signal }));
     } else {
-      const { circuits, streams, optimistic = false } = layout;
+      const { circuits, streams, optimistic } = layout;
       const onCircuit = async (circuit: RelayCircuit, from: number): Promise<Uint8Array[]> => {
         const n = Math.min(streams, batchSize - from);
-        return Promise.all(Array.from({ length: n }, (_, j) => circuit.directory(dirRequest(SMALL), j + 1, { signal, optimistic })));
+        return Promise.all(Array.from({ length: n }, (_, j) => circuit.directory(dirRequest(SMALL), j + 1, { signal, ...(optimistic === undefined ? {} : { optimistic }) })));
       };
       const jobs: Promise<Uint8Array[]>[] = [];
       for (let c = 0; c < circuits && c * streams < batchSize; c++) {
@@ -440,13 +440,13 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
 // ------------------------------------------------------------------------------------
 // The run
 
-type LatencyPeer = 'orport' | 'Stem' | 'DirPort' | 'orport TLS 1.3' | 'orport quickAck off' | 'orport optimistic' | 'orport optimistic, quickAck off';
+type LatencyPeer = 'orport' | 'Stem' | 'DirPort' | 'orport TLS 1.3' | 'orport quickAck off' | 'orport after CONNECTED' | 'orport after CONNECTED, quickAck off';
 const VARIANTS: Record<string, OrportVariant> = {
   orport: {},
   'orport TLS 1.3': { connect: { tlsMaxVersion: 'TLSv1.3' } },
   'orport quickAck off': { connect: { quickAck: false } },
-  'orport optimistic': { optimistic: true },
-  'orport optimistic, quickAck off': { optimistic: true, connect: { quickAck: false } },
+  'orport after CONNECTED': { optimistic: false },
+  'orport after CONNECTED, quickAck off': { optimistic: false, connect: { quickAck: false } },
 };
 
 type Metric = 'connect' | 'create' | 'connect+create' | Path;
@@ -520,7 +520,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
   try {
     const { node, note: relayNote } = await chooseRelay(description, opts, stem, signal);
     if (relayNote) log(relayNote);
-    const peers: LatencyPeer[] = ['orport', ...(stem ? (['Stem'] as const) : []), 'DirPort', ...(opts.variants ? (['orport TLS 1.3', 'orport quickAck off', 'orport optimistic', 'orport optimistic, quickAck off'] as const) : [])];
+    const peers: LatencyPeer[] = ['orport', ...(stem ? (['Stem'] as const) : []), 'DirPort', ...(opts.variants ? (['orport TLS 1.3', 'orport quickAck off', 'orport after CONNECTED', 'orport after CONNECTED, quickAck off'] as const) : [])];
     const sessions = new Map<LatencyPeer, Session[]>(peers.map((p) => [p, []]));
     const agreement = new Map<Path, { same: number; rounds: number }>(PATHS.map((p) => [p, { same: 0, rounds: 0 }]));
 
@@ -564,7 +564,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
       { circuits: 1, streams: opts.batchSize },
       { circuits: 10, streams: Math.ceil(opts.batchSize / 10) },
       { circuits: opts.batchSize, streams: 1 },
-      ...(opts.variants ? [{ circuits: 1, streams: opts.batchSize, optimistic: true }] : []),
+      ...(opts.variants ? [{ circuits: 1, streams: opts.batchSize, optimistic: false }] : []),
       'sequential',
     ];
     type BatchPeer = string;
@@ -640,7 +640,7 @@ function report(r: ReportInput): void {
   const get = (peer: LatencyPeer, m: Metric) => stats.get(peer)?.get(m);
   const batch = new Map(r.batchPeers.map((p) => [p, stat(r.batchTimes.get(p)!)]));
   // The headline: the fastest concurrent layout with orport's default options.
-  const concurrent = r.layouts.filter((l) => l !== 'sequential' && !l.optimistic).map(layoutName);
+  const concurrent = r.layouts.filter((l) => l !== 'sequential' && l.optimistic === undefined).map(layoutName);
   const best = concurrent.reduce<string | undefined>((b, p) => (b === undefined || (batch.get(p)?.median ?? Infinity) < (batch.get(b)?.median ?? Infinity) ? p : b), undefined)!;
   const hasStem = r.peers.includes('Stem');
 
@@ -651,8 +651,8 @@ function report(r: ReportInput): void {
     targets.push({ name: 'connect + CREATE_FAST', value: cc, target: TARGETS.connectCircuit, met: cc === undefined ? undefined : cc >= TARGETS.connectCircuit, detail: `Stem ${ms(get('Stem', 'connect+create')?.median)} ms / orport ${ms(get('orport', 'connect+create')?.median)} ms` });
     for (const path of PATHS) {
       const v = ratio(get('Stem', path), get('orport', path));
-      const opt = get('orport optimistic', path);
-      const withOptimistic = opt ? `; with { optimistic: true } ${ms(opt.median)} ms, ${x(ratio(get('Stem', path), opt))}` : '';
+      const opt = get('orport after CONNECTED', path);
+      const withOptimistic = opt ? `; with { optimistic: false } ${ms(opt.median)} ms, ${x(ratio(get('Stem', path), opt))}` : '';
       targets.push({ name: `${PATH_LABEL[path]} not slower`, value: v, target: TARGETS.fetch, met: v === undefined ? undefined : v >= TARGETS.fetch, detail: `Stem ${ms(get('Stem', path)?.median)} ms / orport ${ms(get('orport', path)?.median)} ms${withOptimistic}` });
     }
     const b = ratio(batch.get('Stem'), batch.get(best));
