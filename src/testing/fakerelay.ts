@@ -638,7 +638,7 @@ export class FakeCircuit {
     this.conn.write(this.relayCell(command, streamId, body, options));
   }
 
-  /** Sends DESTROY (default reason PROTOCOL's neighbour: 'RESOURCELIMIT') and forgets the circuit. */
+  /** Sends DESTROY (default reason RESOURCELIMIT) and forgets the circuit. */
   destroy(reason: number | string = CloseReason.RESOURCELIMIT): void {
     this.conn.writeCell(new DestroyCell(this.id, reason));
     this.gone();
