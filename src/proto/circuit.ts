@@ -12,6 +12,7 @@ import { randomFillSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   BadArgumentError,
   CircuitDestroyedError,
+  DecodeError,
   HandshakeError,
   InternalError,
   OrportError,
@@ -198,7 +199,8 @@ export class CircuitMachine {
       }
     } catch (err) {
       if (!(err instanceof OrportError)) throw err;
-      this.destroyFor(err);
+      // A cell from the relay that doesn't decode is the relay breaking the protocol.
+      this.destroyFor(err instanceof DecodeError ? new ProtocolError(`circuit ${this.circId}: the relay sent a malformed cell: ${err.message}`, { cause: err }) : err);
     }
   }
 
