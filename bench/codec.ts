@@ -14,13 +14,11 @@
  * after the other, so both see the same machine load; the table shows medians over the
  * rounds. Nothing asserts wall-clock time: this only reports.
  */
-import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Cell, RelayCell, toHex, type RelayCell as RelayCellType } from '../src/index.js';
+import { JsonLinesPeer } from './peer.js';
 
-const PYTHON = process.env.ORPORT_STEM_PYTHON ?? '/usr/bin/python3';
 const STEM_SIDE = fileURLToPath(new URL('./stem_codec.py', import.meta.url));
 const CIRC_ID = 0x80000001;
 const STREAM_ID = 1;
@@ -113,41 +111,21 @@ interface StemMeasure {
 }
 
 /** bench/stem_codec.py --serve, one measurement per request. */
+/** bench/stem_codec.py --serve: one measurement per request. */
 class StemSide {
-  private waiting: ((reply: StemMeasure & { ready?: boolean; stem?: string; python?: string }) => void)[] = [];
-  private exited = '';
-  version = '';
+  private constructor(private readonly peer: JsonLinesPeer<StemMeasure>) {}
 
-  private constructor(private readonly proc: ReturnType<typeof spawn>) {}
+  get version(): string {
+    return this.peer.version;
+  }
 
   static async start(): Promise<StemSide | string> {
-    const proc = spawn(PYTHON, ['-I', STEM_SIDE, '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const side = new StemSide(proc);
-    let stderr = '';
-    proc.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    createInterface({ input: proc.stdout! }).on('line', (line) => side.waiting.shift()?.(JSON.parse(line)));
-    const hello = await new Promise<{ ready?: boolean; stem?: string; python?: string; error?: string }>((resolve) => {
-      side.waiting.push(resolve);
-      proc.once('error', (err) => resolve({ ready: false, error: err.message }));
-      proc.once('exit', (code) => {
-        side.exited = `exited with ${code}: ${stderr.trim().split('\n').pop() ?? ''}`;
-        for (const w of side.waiting.splice(0)) w({ ok: false, ready: false, error: side.exited });
-      });
-    });
-    if (!hello.ready) {
-      proc.kill();
-      return `${PYTHON} cannot run Stem (${hello.error ?? 'no greeting'})`;
-    }
-    side.version = `Stem ${hello.stem} on Python ${hello.python}`;
-    return side;
+    const peer = await JsonLinesPeer.start<StemMeasure>(STEM_SIDE);
+    return typeof peer === 'string' ? peer : new StemSide(peer);
   }
 
   request(req: object): Promise<StemMeasure> {
-    if (this.exited) return Promise.resolve({ ok: false, error: this.exited });
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-      this.proc.stdin!.write(JSON.stringify(req) + '\n');
-    });
+    return this.peer.request(req);
   }
 
   async measure(mode: Mode, dataLen: number, lp: number, seconds: number): Promise<number> {
@@ -157,7 +135,7 @@ class StemSide {
   }
 
   close(): void {
-    this.proc.stdin!.end();
+    this.peer.close();
   }
 }
 

@@ -46,16 +46,15 @@
  *
  * Nothing asserts wall-clock time: this only reports (exit status 1 only for wrong answers).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { cpus, loadavg } from 'node:os';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { inflateSync } from 'node:zlib';
 import { AbortError, Relay, parseHttpResponse, type ConnectOptions, type RelayCircuit } from '../src/index.js';
+import { JsonLinesPeer } from './peer.js';
 import {
   ensureIsolated,
   parseTestnetDescription,
@@ -66,7 +65,6 @@ import {
   type TestnetDescription,
 } from '../src/testnet/index.js';
 
-const PYTHON = process.env.ORPORT_STEM_PYTHON ?? '/usr/bin/python3';
 const STEM_SIDE = fileURLToPath(new URL('./stem_relay.py', import.meta.url));
 const HOST = '127.0.0.1';
 
@@ -333,40 +331,19 @@ interface StemReply {
 }
 
 class StemSide {
-  private waiting: ((reply: StemReply) => void)[] = [];
-  private exited = '';
-  version = '';
+  private constructor(private readonly peer: JsonLinesPeer<StemReply>) {}
 
-  private constructor(private readonly proc: ChildProcess) {}
+  get version(): string {
+    return this.peer.version;
+  }
 
   static async start(): Promise<StemSide | string> {
-    const proc = spawn(PYTHON, ['-I', STEM_SIDE, '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const side = new StemSide(proc);
-    let stderr = '';
-    proc.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    createInterface({ input: proc.stdout! }).on('line', (line) => side.waiting.shift()?.(JSON.parse(line) as StemReply));
-    proc.once('exit', (code, sig) => {
-      side.exited = `${PYTHON} ${STEM_SIDE} exited (${code ?? sig}): ${stderr.trim().split('\n').pop() ?? ''}`;
-      for (const w of side.waiting.splice(0)) w({ ok: false, ready: false, stage: 'process', error: side.exited });
-    });
-    const hello = await new Promise<StemReply>((resolve) => {
-      side.waiting.push(resolve);
-      proc.once('error', (err) => resolve({ ok: false, ready: false, error: err.message }));
-    });
-    if (!hello.ready) {
-      proc.kill();
-      return `${PYTHON} cannot run Stem (${hello.error ?? 'no greeting'})`;
-    }
-    side.version = `Stem ${hello.stem} on Python ${hello.python} (${hello.openssl})`;
-    return side;
+    const peer = await JsonLinesPeer.start<StemReply>(STEM_SIDE);
+    return typeof peer === 'string' ? peer : new StemSide(peer);
   }
 
   request(req: object): Promise<StemReply> {
-    if (this.exited) return Promise.resolve({ ok: false, stage: 'process', error: this.exited });
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-      this.proc.stdin!.write(JSON.stringify(req) + '\n');
-    });
+    return this.peer.request(req);
   }
 
   /** A session, retried on a fresh connection after a failure (each counted). */
@@ -400,8 +377,7 @@ class StemSide {
   }
 
   close(): void {
-    this.proc.stdin!.end();
-    setTimeout(() => this.proc.kill(), 2000).unref();
+    this.peer.close();
   }
 }
 

@@ -122,6 +122,20 @@ export function readFrame(buf: Uint8Array, offset: number, lp: LinkProtocol): Ce
   return { circId, command, payload: buf.subarray(start, end), length: end - offset };
 }
 
+/** Writes a cell's circuit id (2 or 4 bytes) and command at the start of `cell`. */
+export function writeCellHeader(cell: Uint8Array, circId: number, circIdLen: number, command: number): void {
+  if (circIdLen === 4) {
+    cell[0] = circId >>> 24;
+    cell[1] = circId >>> 16;
+    cell[2] = circId >>> 8;
+    cell[3] = circId;
+  } else {
+    cell[0] = circId >> 8;
+    cell[1] = circId;
+  }
+  cell[circIdLen] = command;
+}
+
 /** Writes a cell header and payload (padding fixed cells with zeros) into a new buffer. */
 function frameCell(
   name: string,
@@ -153,16 +167,7 @@ function frameCell(
     out[at + 1] = payloadLen & 0xff;
     at += 2;
   }
-  if (circIdLen === 4) {
-    out[0] = circId >>> 24;
-    out[1] = circId >>> 16;
-    out[2] = circId >>> 8;
-    out[3] = circId;
-  } else {
-    out[0] = circId >> 8;
-    out[1] = circId;
-  }
-  out[circIdLen] = command;
+  writeCellHeader(out, circId, circIdLen, command);
   for (const p of parts) {
     out.set(p, at);
     at += p.length;
@@ -469,16 +474,7 @@ export class RelayCell extends CircuitCell {
       throw new BadArgumentError(circId >= 1 ? `circuit id ${circId} does not fit the ${circIdLen}-byte field of link protocol ${lp.version}` : `Circuit identifiers must a positive integer, not ${circId}`);
     }
     const out = allocPooled(lp.fixedCellLength);
-    if (circIdLen === 4) {
-      out[0] = circId >>> 24;
-      out[1] = circId >>> 16;
-      out[2] = circId >>> 8;
-      out[3] = circId;
-    } else {
-      out[0] = circId >> 8;
-      out[1] = circId;
-    }
-    out[circIdLen] = (this.constructor as unknown as CellClass).VALUE;
+    writeCellHeader(out, circId, circIdLen, (this.constructor as unknown as CellClass).VALUE);
     this.writePayload(out, circIdLen + 1);
     return out;
   }

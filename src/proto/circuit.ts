@@ -26,11 +26,13 @@ import {
   FIXED_PAYLOAD_LEN,
   RELAY_DATA_MAX,
   RELAY_HEADER_LEN,
+  writeCellHeader,
   writeRelayHeader,
   type CellFrame,
 } from '../cell.js';
 import { CloseReason, EndReason, HASH_LEN, KDF, LinkProtocol, RelayCommand } from '../datatype.js';
 import { CircuitCrypto, Tor1Layer, type Tor1Keys } from '../crypto/relaycrypto.js';
+import { allocPooled } from '../codec/bytes.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
 import { ConnectedMsg, EndMsg, SendmeMsg, streamIdRule, type RelayMessage } from '../relaymsg.js';
 
@@ -397,7 +399,7 @@ export class CircuitMachine {
   sendRelay(hop: number, command: number, streamId: number, body: Uint8Array): Uint8Array {
     if (body.length > RELAY_DATA_MAX) throw new InternalError(`relay body of ${body.length} bytes`);
     const circIdLen = this.linkProtocol.circIdSize.size;
-    const cell = new Uint8Array(this.linkProtocol.fixedCellLength);
+    const cell = allocPooled(this.linkProtocol.fixedCellLength); // zeroed: the 4 bytes after the body stay 0
     const payload = cell.subarray(circIdLen + 1);
     writeRelayHeader(payload, command, 0, streamId, 0, body.length);
     payload.set(body, RELAY_HEADER_LEN);
@@ -409,8 +411,7 @@ export class CircuitMachine {
     }
     const early = this.relayEarlyLeft > 0 && (command === 14 || hop > 0);
     if (early) this.relayEarlyLeft--;
-    writeCircId(cell, this.circId, circIdLen);
-    cell[circIdLen] = early ? CMD.RELAY_EARLY : CMD.RELAY;
+    writeCellHeader(cell, this.circId, circIdLen, early ? CMD.RELAY_EARLY : CMD.RELAY);
     this.send(cell);
     return digest;
   }
@@ -453,17 +454,5 @@ export class CircuitMachine {
     this.streams.clear();
     for (const stream of streams) stream.events.ended(error);
     this.events.destroyed(error);
-  }
-}
-
-function writeCircId(cell: Uint8Array, circId: number, circIdLen: number): void {
-  if (circIdLen === 4) {
-    cell[0] = circId >>> 24;
-    cell[1] = circId >>> 16;
-    cell[2] = circId >>> 8;
-    cell[3] = circId;
-  } else {
-    cell[0] = circId >> 8;
-    cell[1] = circId;
   }
 }

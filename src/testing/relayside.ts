@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ProtocolError } from '../errors.js';
-import { CreatedFastCell, RELAY_DATA_MAX, RELAY_HEADER_LEN, writeRelayHeader } from '../cell.js';
+import { CreatedFastCell, RELAY_DATA_MAX, RELAY_HEADER_LEN, writeCellHeader, writeRelayHeader } from '../cell.js';
 import { HASH_LEN, KDF, LinkProtocol } from '../datatype.js';
 import { Tor1Layer } from '../crypto/relaycrypto.js';
 
@@ -90,9 +90,7 @@ export class RelaySideCircuit {
       this.dataSent++;
       if (this.dataSent % 100 === 0) this.expectedSendmeDigests.push(digest);
     }
-    if (circIdLen === 4) new DataView(cell.buffer, cell.byteOffset).setUint32(0, this.circId);
-    else new DataView(cell.buffer, cell.byteOffset).setUint16(0, this.circId);
-    cell[circIdLen] = options.early ? 9 : 3;
+    writeCellHeader(cell, this.circId, circIdLen, options.early ? 9 : 3);
     return cell;
   }
 
