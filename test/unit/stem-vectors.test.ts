@@ -310,6 +310,47 @@ test('cell: the captured new-link handshake (Stem test_unpack_for_new_link)', { 
   assert.equal(content.length, 0);
 });
 
+test('cell: the same checks on our own capture of a tor 0.4.9.11 relay\'s handshake (test/vectors/session-testnet.json)', async () => {
+  // Stem's captured file is not redistributed here (it runs above when STEM_NEW_LINK_CELLS
+  // points at it); this capture of relay0 of our private network gets the same checks.
+  const { session } = await import('../support/session.js');
+  let content: Uint8Array = new Uint8Array(session.bytes());
+  const pop = (lp: number) => {
+    const r = Cell.pop(content, lp);
+    content = r.rest;
+    return r.cell;
+  };
+  assert.ok(pop(2).equals(new VersionsCell([3, 4, 5])));
+  const lp = session.linkProtocol;
+  const certs = pop(lp);
+  assert.ok(certs instanceof CertsCell);
+  const expected: [string, number, Uint8Array][] = [
+    [CertType.LINK, 1, h('3082')],
+    [CertType.IDENTITY, 2, h('3082')],
+    [CertType.ED25519_SIGNING, 4, h('0104')],
+    [CertType.LINK_CERT, 5, h('0105')],
+    [CertType.ED25519_IDENTITY, 7, new Uint8Array(0)],
+  ];
+  assert.equal(certs.certificates.length, expected.length);
+  expected.forEach(([type, typeInt, prefix], i) => {
+    const cert = certs.certificates[i]!;
+    assert.equal(cert.type, type);
+    assert.equal(cert.typeInt, typeInt);
+    assert.deepEqual(cert.value.subarray(0, prefix.length), prefix);
+  });
+  const challenge = pop(lp);
+  assert.ok(challenge instanceof AuthChallengeCell);
+  assert.deepEqual(challenge.methods, [3]); // tor 0.4.9 offers only Ed25519-SHA256-RFC5705
+  assert.equal(challenge.challenge.length, 32);
+  const netinfo = pop(lp);
+  assert.ok(netinfo instanceof NetinfoCell);
+  assert.ok(Math.abs(netinfo.timestamp.getTime() - session.capturedAt.getTime()) < 60_000, 'NETINFO time is the capture time');
+  assert.ok(netinfo.receiverAddress.equals(new Address('127.0.0.1')));
+  assert.equal(netinfo.senderAddresses.length, 1);
+  assert.ok(netinfo.senderAddresses[0]!.equals(new Address('127.0.0.1')));
+  assert.ok(content.length > 0, 'the circuit cells follow the handshake');
+});
+
 test('cell: PADDING', () => {
   const bytes = cat(h('000000'), RANDOM_PAYLOAD);
   assert.deepEqual(new PaddingCell(RANDOM_PAYLOAD).pack(2), bytes);
