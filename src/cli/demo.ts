@@ -30,6 +30,8 @@ options:
 export interface DemoReport {
   relay: string;
   linkProtocol: number;
+  /** The identity the relay proved in its CERTS chain. */
+  identity: { rsa: string; ed25519: string } | undefined;
   timings: { connectMs: number; createMs: number; consensusMs: number; descriptorsMs: number };
   consensus: RouterStatus[];
   descriptors: ServerDescriptor[];
@@ -65,7 +67,7 @@ export function relayTable(consensus: readonly RouterStatus[], descriptors: read
 /** The demo against a running network: connect, circuit, two fetches, the table. */
 export async function runDemo(node: RelayNodeDescription, signal?: AbortSignal): Promise<DemoReport> {
   const t0 = performance.now();
-  const relay = await Relay.connect('127.0.0.1', node.orPort, undefined, { signal });
+  const relay = await Relay.connect('127.0.0.1', node.orPort, undefined, { signal, identity: { rsa: node.fingerprint, ed25519: node.ed25519 } });
   try {
     const t1 = performance.now();
     const circuit = await relay.createCircuit({ signal });
@@ -83,6 +85,7 @@ export async function runDemo(node: RelayNodeDescription, signal?: AbortSignal):
     return {
       relay: node.nick,
       linkProtocol: relay.linkProtocol,
+      identity: relay.identity,
       timings: { connectMs: t1 - t0, createMs: t2 - t1, consensusMs: t3 - t2, descriptorsMs: t4 - t3 },
       consensus,
       descriptors,
@@ -130,6 +133,7 @@ export const demoCommand: Command = {
         [
           `Asked ${report.relay} (ORPort 127.0.0.1:${node.orPort}) over link protocol ${report.linkProtocol}: ` +
             `connect ${t.connectMs.toFixed(1)} ms, CREATE_FAST ${t.createMs.toFixed(1)} ms, consensus ${t.consensusMs.toFixed(1)} ms, descriptors ${t.descriptorsMs.toFixed(1)} ms.`,
+          `Its CERTS chain proves the identity tor wrote for it: RSA ${report.identity?.rsa}, Ed25519 ${report.identity?.ed25519}.`,
           '',
           `${report.consensus.length} relays in the consensus, ${report.descriptors.length} server descriptors:`,
           '',
