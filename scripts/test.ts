@@ -28,6 +28,8 @@ import { join, relative } from 'node:path';
 import { ensureIsolated, formatFindings, startTestnet, torProcessesUnder, type Testnet } from '../src/testnet/index.js';
 
 const root = new URL('..', import.meta.url).pathname;
+// The set-up before `npm test` installs Python Stem: its differential tests must run, not skip.
+process.env.ORPORT_REQUIRE_STEM ??= '1';
 const say = (message: string): void => {
   process.stderr.write(`[test] ${message}\n`);
 };

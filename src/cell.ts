@@ -54,9 +54,6 @@ export const RELAY_HEADER_LEN = 11;
 export const TAP_C_HANDSHAKE_LEN = 186;
 export const TAP_S_HANDSHAKE_LEN = 148;
 
-const STREAM_ID_REQUIRED_INTS = new Set([1, 2, 3, 4, 11, 12, 13]);
-const STREAM_ID_DISALLOWED_INTS = new Set([6, 7, 8, 9, 10, 14, 15]);
-
 /** Relay commands that need a stream id (Stem's list, tor-spec 6.1). */
 export const STREAM_ID_REQUIRED: readonly string[] = Object.freeze([
   RelayCommand.BEGIN,
@@ -78,6 +75,9 @@ export const STREAM_ID_DISALLOWED: readonly string[] = Object.freeze([
   RelayCommand.EXTEND2,
   RelayCommand.EXTENDED2,
 ]);
+
+const STREAM_ID_REQUIRED_INTS = new Set(STREAM_ID_REQUIRED.map((name) => RelayCommand.toInt(name)));
+const STREAM_ID_DISALLOWED_INTS = new Set(STREAM_ID_DISALLOWED.map((name) => RelayCommand.toInt(name)));
 
 /** Is a command variable-length (tor-spec 3: VERSIONS, or 128 and up)? */
 export function isVariableLengthCommand(command: number): boolean {

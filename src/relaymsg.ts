@@ -15,19 +15,20 @@ import { RELAY_DATA_MAX } from './cell.js';
 /** Does a relay command need a stream id, forbid one, or allow both (tor-spec 6.1, 7)? */
 export type StreamIdRule = 'required' | 'disallowed' | 'either';
 
-const STREAM_COMMANDS = new Set([1, 2, 3, 4, 11, 12, 13, 43, 44]); // BEGIN DATA END CONNECTED RESOLVE RESOLVED BEGIN_DIR XON XOFF
+/** Commands about one stream (tor-spec 6.1; XON/XOFF prop324). */
+const STREAM_COMMANDS = new Set([1, 2, 3, 4, 11, 12, 13, 43, 44]);
+/** Commands about the whole circuit: extend/truncate, DROP, conflux, onion services, padding. */
+const CIRCUIT_COMMANDS = new Set([6, 7, 8, 9, 10, 14, 15, 19, 20, 21, 22, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42]);
 
+/**
+ * Whether a relay command needs a stream id, forbids one, or allows either: SENDME is
+ * stream- or circuit-level; an unknown command is not ours to judge (it is dropped,
+ * tor-spec 6.1), so it allows either.
+ */
 export function streamIdRule(command: number): StreamIdRule {
-  if (command === 5) return 'either'; // SENDME: stream-level or circuit-level
-  return STREAM_COMMANDS.has(command) ? 'required' : 'disallowed';
-}
-
-/** Checks a (command, streamId) pair against the rule; throws BadArgumentError. */
-export function checkStreamId(command: number, streamId: number): void {
-  const rule = streamIdRule(command);
-  const name = RelayCommand.nameOf(command);
-  if (rule === 'required' && streamId === 0) throw new BadArgumentError(`${name} relay messages require a stream id`);
-  if (rule === 'disallowed' && streamId !== 0) throw new BadArgumentError(`${name} relay messages concern the circuit itself and cannot have a stream id`);
+  if (STREAM_COMMANDS.has(command)) return 'required';
+  if (CIRCUIT_COMMANDS.has(command)) return 'disallowed';
+  return 'either';
 }
 
 /** A relay message body with its command. */

@@ -8,12 +8,12 @@
  * held back while the reader is behind, so the relay stops sending).
  */
 import { Readable } from 'node:stream';
-import { AbortError, BadArgumentError, LimitError, OrportError, TimeoutError } from '../errors.js';
+import { BadArgumentError, LimitError, OrportError } from '../errors.js';
 import { utf8 } from '../codec/bytes.js';
 import { BeginDirMsg } from '../relaymsg.js';
-import type { CircuitMachine, StreamEvents } from '../proto/circuit.js';
+import type { CircuitMachine, StreamHandle } from '../proto/circuit.js';
 import type { ChannelMachine } from '../proto/channel.js';
-import { boundedWait, watchAbort, type WaitOptions } from './wait.js';
+import { boundedWait, startDeadline, type Deadline, type WaitOptions } from './wait.js';
 import type { CellWriter, Relay } from './relay.js';
 
 export const DEFAULT_CREATE_TIMEOUT_MS = 10_000;
@@ -41,10 +41,15 @@ export interface DirectoryStreamOptions extends Omit<DirectoryOptions, 'maxRespo
   highWaterMark?: number;
 }
 
+/** What a BEGIN_DIR stream reports to its consumer. */
+interface DirSink {
+  /** Response bytes; false when the consumer is full. */
+  data(data: Uint8Array): boolean;
+  ended(error: OrportError | null): void;
+}
+
 /** A circuit through a relay. */
 export class RelayCircuit {
-  private closed = false;
-
   private constructor(
     readonly relay: Relay,
     private readonly machine: CircuitMachine,
@@ -83,10 +88,7 @@ export class RelayCircuit {
           resolve(circuit);
         },
         destroyed: (error) => {
-          if (circuit) {
-            circuit.closed = true;
-            track(circuit, false);
-          }
+          if (circuit) track(circuit, false);
           reject(error);
         },
       });
@@ -99,6 +101,8 @@ export class RelayCircuit {
    * Fetches a directory document through a BEGIN_DIR stream: sends `request` (an HTTP
    * request, e.g. 'GET /tor/server/authority HTTP/1.0\r\n\r\n'), and resolves to the whole
    * raw response once the relay ends the stream (as Stem's `Circuit.directory`).
+   * Concurrent calls on one circuit need distinct stream ids. `timeoutMs` bounds the whole
+   * response (default 60 s).
    */
   directory(request: string | Uint8Array, streamId = 1, options: DirectoryOptions = {}): Promise<Uint8Array> {
     const max = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
@@ -106,11 +110,11 @@ export class RelayCircuit {
     const chunks: Uint8Array[] = [];
     let size = 0;
     return boundedWait<Uint8Array>(`the directory response on stream ${streamId} of circuit ${this.id}`, options, DEFAULT_DIRECTORY_TIMEOUT_MS, ({ resolve, reject }) => {
-      this.openDirStream(request, streamId, options, {
+      const stream = this.openDirStream(request, streamId, options, {
         data: (data) => {
           size += data.length;
           if (size > max) {
-            this.machine.endStream(streamId, new LimitError(`the directory response exceeds maxResponseBytes (${max} bytes)`, max));
+            this.machine.endStream(stream, new LimitError(`the directory response exceeds maxResponseBytes (${max} bytes)`, max));
             return false;
           }
           chunks.push(data);
@@ -121,90 +125,95 @@ export class RelayCircuit {
           else resolve(Buffer.concat(chunks));
         },
       });
-      return (error) => this.machine.endStream(streamId, error);
+      return (error) => this.machine.endStream(stream, error);
     });
   }
 
   /**
    * Like `directory()`, but streams the raw response: a Readable that ends when the relay
    * ends the stream, or errors with a typed error. Memory stays bounded while the reader
-   * is slow: the relay may send at most one stream window (500 cells) ahead.
+   * is slow: stream SENDMEs are held back, so the relay sends at most one stream window
+   * (500 cells) ahead. `timeoutMs` (default 60 s) bounds each silence of the relay while
+   * the reader wants data, not the time the reader takes.
    */
   directoryStream(request: string | Uint8Array, options: DirectoryStreamOptions = {}): Readable {
     const streamId = options.streamId ?? this.machine.nextStreamId();
-    let opened = false;
+    const what = `the directory stream ${streamId} of circuit ${this.id}`;
+    let stream: StreamHandle | undefined;
+    let deadline: Deadline | undefined;
     const readable = new Readable({
       highWaterMark: options.highWaterMark ?? 64 * 1024,
       read: () => {
-        if (opened) {
-          this.machine.resumeStream(streamId!);
-          this.writer.flush();
-        }
+        if (!stream) return;
+        deadline?.restart();
+        this.machine.resumeStream(stream);
+        this.writer.flush();
       },
       destroy: (error, callback) => {
-        this.machine.endStream(streamId!, error instanceof OrportError ? error : null);
-        cleanup();
+        deadline?.dispose();
+        if (stream) this.machine.endStream(stream, error instanceof OrportError ? error : null);
         callback(error);
       },
     });
-    const what = `the directory stream ${streamId} of circuit ${this.id}`;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_DIRECTORY_TIMEOUT_MS;
-    const signal = options.signal;
-    const timer = setTimeout(() => readable.destroy(new TimeoutError(what, timeoutMs)), timeoutMs);
-    const unwatch = signal ? watchAbort(signal, () => readable.destroy(new AbortError(what, signal.reason))) : undefined;
-    const cleanup = () => {
-      clearTimeout(timer);
-      unwatch?.();
-    };
     try {
-      if (signal?.aborted) throw new AbortError(what, signal.reason);
+      deadline = startDeadline(what, options, DEFAULT_DIRECTORY_TIMEOUT_MS, (error) => readable.destroy(error));
       if (streamId === undefined) throw new BadArgumentError(`circuit ${this.id} has no free stream id`);
-      this.openDirStream(request, streamId, options, {
-        data: (data) => readable.push(data),
+      stream = this.openDirStream(request, streamId, options, {
+        data: (data) => {
+          let more: boolean;
+          try {
+            more = readable.push(data);
+          } catch (err) {
+            // A 'data' listener of the caller threw: it fails this stream, not the channel.
+            readable.destroy(err as Error);
+            return false;
+          }
+          if (more) deadline?.restart();
+          else deadline?.pause(); // the reader is behind: its pace is not the relay's silence
+          return more;
+        },
         ended: (error) => {
-          cleanup();
+          deadline?.dispose();
           if (error) readable.destroy(error);
           else readable.push(null);
         },
       });
-      opened = true;
     } catch (err) {
+      deadline?.dispose();
       process.nextTick(() => readable.destroy(err as Error));
     }
     return readable;
   }
 
   /** Opens a BEGIN_DIR stream and sends `request` (with it, or after CONNECTED when not optimistic). */
-  private openDirStream(
-    request: string | Uint8Array,
-    streamId: number,
-    options: DirectoryOptions,
-    sink: { data(data: Uint8Array): boolean; ended(error: OrportError | null): void },
-  ): void {
+  private openDirStream(request: string | Uint8Array, streamId: number, options: DirectoryOptions, sink: DirSink): StreamHandle {
     const bytes = typeof request === 'string' ? utf8.encode(request) : request;
     if (bytes.length === 0) throw new BadArgumentError('the directory request is empty');
     const optimistic = options.optimistic ?? true;
+    let connected = false;
     let pending = bytes;
+    let stream: StreamHandle | undefined;
     const writeRequest = () => {
-      if (pending.length === 0 || !this.machine.hasStream(streamId)) return;
-      pending = pending.subarray(this.machine.sendData(streamId, pending));
+      // `writable` also fires on circuit SENDMEs: without optimism, wait for CONNECTED.
+      if (!stream || pending.length === 0 || (!optimistic && !connected)) return;
+      pending = pending.subarray(this.machine.sendData(stream, pending));
     };
-    const events: StreamEvents = {
+    stream = this.machine.openStream(streamId, new BeginDirMsg(), {
       connected: () => {
-        if (!optimistic) writeRequest();
+        connected = true;
+        writeRequest();
       },
       data: (data) => sink.data(data),
       ended: (error) => sink.ended(error),
       writable: writeRequest,
-    };
-    this.machine.openStream(streamId, new BeginDirMsg(), events);
-    if (optimistic) writeRequest();
+    });
+    writeRequest();
+    return stream;
   }
 
   /** Closes the circuit with DESTROY (reason NONE). Idempotent. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.machine.state === 'destroyed') return;
     this.machine.destroy();
     this.writer.flush();
   }

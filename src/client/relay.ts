@@ -78,6 +78,13 @@ function checkTarget(address: string, port: number): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadArgumentError(`'${String(port)}' isn't a valid port (1-65535)`);
 }
 
+/** The relay's IP address as the socket reports it (IPv4-mapped IPv6 unwrapped). */
+function peerIpAddress(remote: string | undefined, given: string): Address {
+  const ip = remote?.startsWith('::ffff:') && isIP(remote.slice(7)) === 4 ? remote.slice(7) : remote;
+  if (ip && isIP(ip)) return new Address(ip);
+  return isIP(given) ? new Address(given) : new Address(given, 0);
+}
+
 /** Maps a socket error to a NetworkError that says what it means for an ORPort. */
 function networkError(err: NodeJS.ErrnoException, address: string, port: number): OrportError {
   if (err instanceof OrportError) return err;
@@ -121,6 +128,7 @@ export class Relay {
   private connectedAt: number;
   private closedAt = 0;
   private closeError: OrportError | undefined;
+  private destroyTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly circuits = new Set<RelayCircuit>();
   private readonly quickAckCell: Uint8Array | undefined;
@@ -167,7 +175,6 @@ export class Relay {
     let channel: ChannelMachine | undefined;
     return boundedWait<Relay>(`the link handshake with ${address}:${port}`, options, DEFAULT_CONNECT_TIMEOUT_MS, ({ resolve, reject }) => {
       const writer = new CellWriter(options.coalesceWrites ?? true);
-      const peerAddress = isIP(address) ? new Address(address) : new Address(address, 0);
       let peerCertificate: Uint8Array = new Uint8Array(0);
       let relay: Relay | undefined;
       let chain: VerifiedChain | undefined;
@@ -192,7 +199,7 @@ export class Relay {
             socket?.destroy();
           }
         },
-      }, { peerAddress, circuit: options.circuit, maxHandshakeBytes: options.maxHandshakeBytes });
+      }, { circuit: options.circuit, maxHandshakeBytes: options.maxHandshakeBytes });
       socket = tlsConnect({
         host: address,
         port,
@@ -206,11 +213,17 @@ export class Relay {
       socket.once('secureConnect', () => {
         const cert = socket!.getPeerX509Certificate();
         peerCertificate = cert ? new Uint8Array(cert.raw) : new Uint8Array(0);
-        channel!.start();
+        // tor-spec 4.5: NETINFO names the address we reached the relay at (an IP, also
+        // when we were given a hostname).
+        channel!.start(peerIpAddress(socket!.remoteAddress, address));
       });
       socket.on('data', (chunk: Buffer) => channel!.handleBytes(chunk));
-      socket.once('error', (err) => channel!.fail(networkError(err, address, port)));
-      socket.once('close', () => channel!.fail(new HandshakeError(`${address}:${port} closed the connection during the link handshake (after ${(performance.now() - started).toFixed(0)} ms)`)));
+      // One handler each for the socket's whole life (Node's own TLS listeners stay in place).
+      socket.on('error', (err) => channel!.fail(networkError(err, address, port)));
+      socket.on('close', () => {
+        if (relay) relay.socketClosed();
+        else channel!.fail(new HandshakeError(`${address}:${port} closed the connection during the link handshake (after ${(performance.now() - started).toFixed(0)} ms)`));
+      });
       return () => {
         channel!.close(new ChannelClosedError('local', 'connect() gave up'));
         socket!.destroy();
@@ -221,7 +234,7 @@ export class Relay {
     });
   }
 
-  /** After the handshake: the socket's events now drive the open channel. */
+  /** After the handshake: quick ACKs for data while a stream awaits more. */
   private attach(): void {
     const { socket, channel, writer, quickAckCell } = this;
     if (quickAckCell) {
@@ -229,13 +242,13 @@ export class Relay {
         if (writer.idle && channel.awaitingData) writer.send(quickAckCell);
       });
     }
-    socket.removeAllListeners('error');
-    socket.removeAllListeners('close');
-    socket.on('error', (err) => channel.fail(networkError(err, this.address, this.port)));
-    socket.on('close', () => {
-      this.closedAt = Date.now();
-      channel.fail(new ChannelClosedError('relay', `${this.address}:${this.port} closed the connection`));
-    });
+  }
+
+  /** The socket closed (by the relay, or at the end of our close). */
+  private socketClosed(): void {
+    this.closedAt ||= Date.now();
+    if (this.destroyTimer) clearTimeout(this.destroyTimer);
+    this.channel.fail(new ChannelClosedError('relay', `${this.address}:${this.port} closed the connection`));
   }
 
   /** The channel closed (our close, a violation, or the socket): flush and end TLS. */
@@ -245,7 +258,7 @@ export class Relay {
     this.writer.flush();
     this.socket.end();
     // If the peer never finishes the TLS close, don't keep the socket forever.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    if (!this.socket.destroyed) this.destroyTimer = setTimeout(() => this.socket.destroy(), 2000).unref();
   }
 
   /** Why the connection closed, once it has. */
@@ -271,11 +284,6 @@ export class Relay {
   /** The address the relay sees us at (its NETINFO "other address"). */
   get ourAddress(): Address {
     return this.netinfo.receiverAddress;
-  }
-
-  /** The negotiated LinkProtocol object. */
-  get linkProtocolInfo(): LinkProtocol {
-    return this.channel.negotiated!;
   }
 
   /** Open circuits on this connection. */
@@ -354,11 +362,6 @@ export class CellWriter {
   /** Nothing queued for the next write. */
   get idle(): boolean {
     return this.queue.length === 0;
-  }
-
-  /** True when the socket's buffer is over its high-water mark. */
-  get congested(): boolean {
-    return this.socket?.writableNeedDrain ?? false;
   }
 
   private write(bytes: Uint8Array): void {

@@ -1,6 +1,6 @@
 /**
  * client/wait — bounded waits: every wait of the client layer has a timeout and
- * honours an AbortSignal, and cleans up its timer and listener however it ends.
+ * honours an AbortSignal, and releases its timer and its abort listener however it ends.
  */
 import { AbortError, BadArgumentError, OrportError, TimeoutError } from '../errors.js';
 
@@ -12,35 +12,86 @@ export interface WaitOptions {
 }
 
 /**
- * One 'abort' listener per signal, shared by every wait on it: many concurrent waits on
- * one AbortSignal would otherwise trip Node's MaxListenersExceededWarning.
+ * One 'abort' listener per signal, shared by every wait on it (many concurrent waits on
+ * one AbortSignal would otherwise trip Node's MaxListenersExceededWarning), and removed
+ * again when the last wait stops watching.
  */
-const abortWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+const abortWatchers = new WeakMap<AbortSignal, { watchers: Set<() => void>; listener: () => void }>();
 
 /** Calls `onAbort` when `signal` aborts; returns the function that stops watching. */
 export function watchAbort(signal: AbortSignal, onAbort: () => void): () => void {
-  let watchers = abortWatchers.get(signal);
-  if (!watchers) {
-    const set = new Set<() => void>();
-    watchers = set;
-    abortWatchers.set(signal, set);
-    signal.addEventListener(
-      'abort',
-      () => {
-        abortWatchers.delete(signal);
-        for (const watcher of [...set]) watcher();
-      },
-      { once: true },
-    );
+  let entry = abortWatchers.get(signal);
+  if (!entry) {
+    const watchers = new Set<() => void>();
+    const listener = () => {
+      abortWatchers.delete(signal);
+      for (const watcher of [...watchers]) watcher();
+    };
+    entry = { watchers, listener };
+    abortWatchers.set(signal, entry);
+    signal.addEventListener('abort', listener, { once: true });
   }
-  const set = watchers;
-  set.add(onAbort);
-  return () => set.delete(onAbort);
+  const { watchers, listener } = entry;
+  watchers.add(onAbort);
+  return () => {
+    if (!watchers.delete(onAbort) || watchers.size > 0) return;
+    if (abortWatchers.get(signal)?.watchers === watchers) abortWatchers.delete(signal);
+    signal.removeEventListener('abort', listener);
+  };
 }
 
-/** How many waits are watching `signal` right now (0 once they have all ended): for leak checks. */
-export function abortWatcherCount(signal: AbortSignal): number {
-  return abortWatchers.get(signal)?.size ?? 0;
+function checkTimeout(timeoutMs: number): BadArgumentError | undefined {
+  return timeoutMs > 0 && Number.isFinite(timeoutMs) ? undefined : new BadArgumentError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}`);
+}
+
+/** A running deadline: `restart` starts the timeout over, `pause` suspends it, `dispose` ends it. */
+export interface Deadline {
+  restart(): void;
+  pause(): void;
+  dispose(): void;
+}
+
+/**
+ * Calls `expire` with a TimeoutError after `timeoutMs` (or with an AbortError when
+ * `signal` aborts, at once if it already has), unless disposed first. Throws a
+ * BadArgumentError for a timeout that isn't a positive finite number.
+ */
+export function startDeadline(what: string, options: WaitOptions, defaultTimeoutMs: number, expire: (error: OrportError) => void): Deadline {
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  const bad = checkTimeout(timeoutMs);
+  if (bad) throw bad;
+  let done = false;
+  let timer: NodeJS.Timeout | undefined;
+  let unwatch: (() => void) | undefined;
+  const fire = (error: OrportError) => {
+    if (done) return;
+    deadline.dispose();
+    expire(error);
+  };
+  const deadline: Deadline = {
+    restart() {
+      if (done) return;
+      if (timer) timer.refresh();
+      else timer = setTimeout(() => fire(new TimeoutError(what, timeoutMs)), timeoutMs);
+    },
+    pause() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+    dispose() {
+      done = true;
+      if (timer) clearTimeout(timer);
+      unwatch?.();
+    },
+  };
+  const signal = options.signal;
+  if (signal?.aborted) {
+    queueMicrotask(() => fire(new AbortError(what, signal.reason)));
+    return deadline;
+  }
+  if (signal) unwatch = watchAbort(signal, () => fire(new AbortError(what, signal.reason)));
+  deadline.restart();
+  return deadline;
 }
 
 export interface Settle<T> {
@@ -59,53 +110,31 @@ export function boundedWait<T>(
   defaultTimeoutMs: number,
   start: (settle: Settle<T>) => ((error: OrportError) => void) | void,
 ): Promise<T> {
-  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
-  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-    return Promise.reject(new BadArgumentError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}`));
-  }
-  const signal = options.signal;
+  const bad = checkTimeout(options.timeoutMs ?? defaultTimeoutMs);
+  if (bad) return Promise.reject(bad);
+  if (options.signal?.aborted) return Promise.reject(new AbortError(what, options.signal.reason));
   return new Promise<T>((resolve, reject) => {
-    let done = false;
     let cancel: ((error: OrportError) => void) | void;
-    let timer: NodeJS.Timeout | undefined;
-    let unwatch: (() => void) | undefined;
-    const cleanup = () => {
-      done = true;
-      if (timer) clearTimeout(timer);
-      unwatch?.();
-    };
-    const fail = (error: OrportError) => {
-      if (done) return;
-      cleanup();
+    let settled = false;
+    const deadline = startDeadline(what, options, defaultTimeoutMs, (error) => {
+      if (settled) return;
+      settled = true;
       try {
         cancel?.(error);
       } finally {
         reject(error);
       }
+    });
+    const settle = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A) => {
+      if (settled) return;
+      settled = true;
+      deadline.dispose();
+      fn(...args);
     };
-    const onAbort = () => fail(new AbortError(what, signal?.reason));
-    if (signal?.aborted) {
-      reject(new AbortError(what, signal.reason));
-      return;
-    }
-    if (signal) unwatch = watchAbort(signal, onAbort);
-    timer = setTimeout(() => fail(new TimeoutError(what, timeoutMs)), timeoutMs);
     try {
-      cancel = start({
-        resolve: (value) => {
-          if (done) return;
-          cleanup();
-          resolve(value);
-        },
-        reject: (error) => {
-          if (done) return;
-          cleanup();
-          reject(error);
-        },
-      });
+      cancel = start({ resolve: settle(resolve), reject: settle(reject) });
     } catch (err) {
-      cleanup();
-      reject(err);
+      settle(reject)(err);
     }
   });
 }

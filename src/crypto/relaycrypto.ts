@@ -3,8 +3,8 @@
  * hop, AES-128-CTR with a zero IV in each direction (one keystream per hop and
  * direction, running across cells), and running SHA-1 digests seeded with Df / Db.
  *
- * Layer: crypto core, over Uint8Array. No I/O. Per cell: one AES update per layer and
- * one or two SHA-1 state copies; nothing else is allocated.
+ * Layer: crypto core, over Uint8Array. No I/O. Per cell and layer: one AES update (Node
+ * returns a fresh buffer) and one or two SHA-1 state copies.
  */
 import { createCipheriv, createDecipheriv, createHash, type Cipher, type Decipher, type Hash } from 'node:crypto';
 import { BadArgumentError, ProtocolError } from '../errors.js';

@@ -1,7 +1,7 @@
 /**
  * dir/documents — just enough parsing of directory documents (dir-spec) for tools and
  * the demo: router status entries of a consensus (ns or microdesc flavour), server
- * descriptors, and microdescriptors' ntor keys.
+ * descriptors.
  *
  * Layer: codec core. No I/O. Signatures are not checked here.
  */

@@ -6,7 +6,7 @@
  * Layer: codec core. No I/O.
  */
 import { inflateSync } from 'node:zlib';
-import { DecodeError } from '../errors.js';
+import { DecodeError, LimitError } from '../errors.js';
 import { latin1 } from '../codec/bytes.js';
 
 export interface HttpResponse {
@@ -32,8 +32,15 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
   return -1;
 }
 
-/** Parses a whole response. `compressed` forces inflating (for `.z` URLs whose server omits the header). */
-export function parseHttpResponse(raw: Uint8Array, options: { compressed?: boolean } = {}): HttpResponse {
+/** Largest inflated body `parseHttpResponse` produces unless told otherwise (64 MiB). */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Parses a whole response. `compressed` forces inflating (for `.z` URLs whose server
+ * omits the header); an inflated body over `maxBodyBytes` is a LimitError (a deflate bomb
+ * grows ~1000-fold).
+ */
+export function parseHttpResponse(raw: Uint8Array, options: { compressed?: boolean; maxBodyBytes?: number } = {}): HttpResponse {
   const end = indexOf(raw, CRLFCRLF);
   if (end < 0) throw new DecodeError('HTTP response', raw.length, 'no end of headers (CRLF CRLF) found');
   const head = latin1.decode(raw.subarray(0, end)).split('\r\n');
@@ -51,9 +58,11 @@ export function parseHttpResponse(raw: Uint8Array, options: { compressed?: boole
   const encoding = (headers['content-encoding'] ?? '').toLowerCase();
   let body = rawBody;
   if (encoding === 'deflate' || encoding === 'x-deflate' || (options.compressed && encoding !== 'identity')) {
+    const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     try {
-      body = new Uint8Array(inflateSync(rawBody));
+      body = new Uint8Array(inflateSync(rawBody, { maxOutputLength: max }));
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new LimitError(`the inflated HTTP body exceeds maxBodyBytes (${max} bytes)`, max);
       throw new DecodeError('HTTP response body', end + 4, `cannot inflate deflate-compressed body: ${(err as Error).message}`);
     }
   } else if (encoding && encoding !== 'identity') {

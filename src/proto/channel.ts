@@ -45,6 +45,8 @@ const CMD = {
   AUTHORIZE: 132,
 } as const;
 
+const COMMAND_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(CMD).map(([name, value]) => [value, name]));
+
 /** Lowest link protocol with the in-protocol handshake; tor 0.4.9 speaks 3-5. */
 export const MIN_LINK_PROTOCOL = 3;
 
@@ -76,8 +78,8 @@ export interface ChannelEvents {
 }
 
 export interface ChannelOptions {
-  /** The relay's address, sent as "other address" in our NETINFO (tor-spec 4.5). */
-  peerAddress: Address;
+  /** The relay's address for our NETINFO, unless `start` is given one. */
+  peerAddress?: Address;
   /** Random integer source for circuit ids (tests inject one). */
   randomInt?: (min: number, max: number) => number;
   /** Options every circuit is created with. */
@@ -110,6 +112,9 @@ export class ChannelMachine {
   private closeError: OrportError | undefined;
   private handshakeBytes = 0;
   private readonly maxHandshakeBytes: number;
+  private peerAddress: Address | undefined;
+  /** Streams open on all circuits (kept by the circuits' streamsChanged events). */
+  private openStreams = 0;
   /** Counters for tests and diagnostics. */
   readonly counters = { cellsIn: 0, paddingIn: 0, droppedIn: 0 };
 
@@ -140,24 +145,19 @@ export class ChannelMachine {
     return this.state === 'open';
   }
 
-  get circuitCount(): number {
-    return this.circuits.size;
-  }
-
   /** True if some circuit has a stream that still expects data from the relay. */
   get awaitingData(): boolean {
-    for (const circuit of this.circuits.values()) if (circuit.streamCount > 0) return true;
-    return false;
+    return this.openStreams > 0;
   }
 
-  /** Bytes received but not yet a whole cell. */
-  get bufferedBytes(): number {
-    return this.decoder.buffered;
-  }
-
-  /** Sends our VERSIONS (always with a 2-byte circuit id, tor-spec 4.1). */
-  start(): void {
+  /**
+   * Sends our VERSIONS (always with a 2-byte circuit id, tor-spec 4.1). `peerAddress` is
+   * the relay's address, sent as "other address" in our NETINFO (tor-spec 4.5).
+   */
+  start(peerAddress: Address | undefined = this.options.peerAddress): void {
     if (this.state !== 'idle') throw new InternalError(`channel started twice (state ${this.state})`);
+    if (!peerAddress) throw new InternalError('the channel needs the relay\'s address for its NETINFO');
+    this.peerAddress = peerAddress;
     this.state = 'versions';
     // tor-spec 4.1: in-protocol initiators must not list versions below 3.
     this.out.send(new VersionsCell(this.ourVersions.filter((v) => v >= MIN_LINK_PROTOCOL)).pack(2));
@@ -179,8 +179,14 @@ export class ChannelMachine {
         if ((this.state as HandshakeState) === 'closed') return;
       }
     } catch (err) {
-      if (!(err instanceof OrportError)) throw err;
-      this.fail(err);
+      if (err instanceof OrportError) {
+        this.fail(err);
+        return;
+      }
+      // Not the peer's doing: a callback of ours (or the user's) threw. The decoder holds
+      // an undrained chunk, so the channel cannot go on; close it, then let it surface.
+      this.fail(new InternalError(`the channel stopped: a callback threw while handling a cell: ${String(err)}`, { cause: err }));
+      throw err;
     }
   }
 
@@ -205,6 +211,7 @@ export class ChannelMachine {
         this.handleVersions(frame);
         return;
       case 'certs':
+        if (command === CMD.VERSIONS) return; // tor-spec 4.1: later VERSIONS cells are ignored
         if (command !== CMD.CERTS) throw new HandshakeError(`expected the relay's CERTS cell after VERSIONS, but got ${this.describe(frame)}`);
         this.certs = this.decode(frame) as CertsCell;
         this.state = 'auth_challenge';
@@ -247,7 +254,7 @@ export class ChannelMachine {
     const netinfo = this.decode(frame) as NetinfoCell;
     const lp = this.linkProtocol!;
     // tor-spec 4.5: a client sends time 0, the relay's address, and no addresses of its own.
-    this.out.send(new NetinfoCell(this.options.peerAddress, [], new Date(0)).pack(lp));
+    this.out.send(new NetinfoCell(this.peerAddress!, [], new Date(0)).pack(lp));
     this.state = 'open';
     this.events.handshakeComplete({ linkProtocol: lp, relayVersions: this.relayVersions, certs: this.certs!, authChallenge: this.authChallenge, netinfo });
   }
@@ -274,6 +281,9 @@ export class ChannelMachine {
       case CMD.PADDING_NEGOTIATE:
         throw new ProtocolError('the relay sent PADDING_NEGOTIATE; only clients may send it, and clients must close the channel (padding-spec 2.2)');
       case CMD.VERSIONS:
+        // tor-spec 4.1: "after the first VERSIONS cell, later VERSIONS cells MUST be ignored".
+        this.counters.droppedIn++;
+        return;
       case CMD.CERTS:
       case CMD.AUTH_CHALLENGE:
       case CMD.NETINFO:
@@ -303,8 +313,7 @@ export class ChannelMachine {
   }
 
   private describe(frame: CellFrame): string {
-    const names: Record<number, string> = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, k]));
-    return `${names[frame.command] ?? `an unknown cell (command ${frame.command})`}${frame.circId ? ` on circuit ${frame.circId}` : ''}`;
+    return `${COMMAND_NAMES[frame.command] ?? `an unknown cell (command ${frame.command})`}${frame.circId ? ` on circuit ${frame.circId}` : ''}`;
   }
 
   // -------------------------------------------------------------------------------
@@ -314,7 +323,9 @@ export class ChannelMachine {
   allocateCircId(): number {
     const lp = this.linkProtocol;
     if (!lp) throw new InternalError('circuit id requested before VERSIONS');
-    const [min, max] = lp.version >= 4 ? [0x80000000, 0x100000000] : [1, 0x10000];
+    // Initiators take the upper half with 4-byte ids (firstCircId = 0x80000000), any id with 2.
+    const min = lp.firstCircId;
+    const max = lp.circIdSize.size === 4 ? 0x100000000 : 0x10000;
     for (let i = 0; i < 1000; i++) {
       const id = this.randomInt(min, max);
       if (!this.circuits.has(id)) return id;
@@ -335,6 +346,9 @@ export class ChannelMachine {
         destroyed: (error) => {
           this.circuits.delete(circId);
           events.destroyed(error);
+        },
+        streamsChanged: (delta) => {
+          this.openStreams += delta;
         },
       },
       this.options.circuit,

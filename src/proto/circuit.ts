@@ -51,6 +51,8 @@ export interface CircuitEvents {
   opened(): void;
   /** The circuit is gone (relay DESTROY, a protocol violation, or our close). Called once. */
   destroyed(error: OrportError): void;
+  /** Streams were opened (+n) or ended (-n): lets the channel count open streams cheaply. */
+  streamsChanged?(delta: number): void;
 }
 
 export interface StreamEvents {
@@ -72,7 +74,12 @@ interface Hop {
   package: CircuitPackageWindow;
 }
 
-interface Stream {
+/** An open stream, as `openStream` returns it; stream calls act only on this very stream. */
+export interface StreamHandle {
+  readonly id: number;
+}
+
+interface Stream extends StreamHandle {
   readonly id: number;
   readonly hop: number;
   readonly events: StreamEvents;
@@ -103,6 +110,8 @@ export class CircuitMachine {
   private readonly random: (n: number) => Uint8Array;
   private readonly randomFill: (buf: Uint8Array, offset: number, size: number) => void;
   private readonly sendmeAcceptMinVersion: number;
+  /** Why the circuit closed, once it has: later calls fail with it. */
+  private closeError: OrportError | undefined;
   /** Cells received and sent (for stats and tests). */
   readonly counters = { cellsIn: 0, cellsOut: 0, dataIn: 0, dataOut: 0, sendmesOut: 0, sendmesIn: 0, dropped: 0 };
 
@@ -116,10 +125,6 @@ export class CircuitMachine {
     this.random = options.randomBytes ?? ((n) => new Uint8Array(randomBytes(n)));
     this.randomFill = options.randomFill ?? ((buf, offset, size) => void randomFillSync(buf, offset, size));
     this.sendmeAcceptMinVersion = options.sendmeAcceptMinVersion ?? 0;
-  }
-
-  get hopCount(): number {
-    return this.hops.length;
   }
 
   get streamCount(): number {
@@ -242,7 +247,7 @@ export class CircuitMachine {
         const stream = this.streamFor(streamId, hop, 'END');
         if (!stream) return;
         const end = EndMsg.decode(body);
-        this.streams.delete(streamId);
+        this.forget(stream);
         stream.events.ended(end.reasonInt === EndReason.toInt(EndReason.DONE) ? null : new StreamClosedError('relay', end.reason, end.reasonInt), end);
         return;
       }
@@ -315,13 +320,13 @@ export class CircuitMachine {
    * Opens a stream at `hop` (default: the last hop) by sending `begin` (BEGIN or
    * BEGIN_DIR). Events arrive through `events`.
    */
-  openStream(streamId: number, begin: RelayMessage, events: StreamEvents, hop = this.hops.length - 1): void {
+  openStream(streamId: number, begin: RelayMessage, events: StreamEvents, hop = this.hops.length - 1): StreamHandle {
     this.assertOpen();
     if (!Number.isInteger(streamId) || streamId < 1 || streamId > 0xffff) throw new BadArgumentError(`stream ids are 1-65535, not ${streamId}`);
     if (this.streams.has(streamId)) throw new BadArgumentError(`stream ${streamId} is already open on circuit ${this.circId}`);
     if (begin.command !== 1 && begin.command !== 13) throw new BadArgumentError(`streams open with BEGIN or BEGIN_DIR, not ${RelayCommand.nameOf(begin.command)}`);
     if (hop < 0 || hop >= this.hops.length) throw new BadArgumentError(`no hop #${hop + 1} on circuit ${this.circId}`);
-    this.streams.set(streamId, {
+    const stream: Stream = {
       id: streamId,
       hop,
       events,
@@ -329,8 +334,22 @@ export class CircuitMachine {
       paused: false,
       deliver: new DeliverWindow(STREAM_WINDOW, `stream ${streamId}`),
       package: new PackageWindow(STREAM_WINDOW, `stream ${streamId}`),
-    });
+    };
+    this.streams.set(streamId, stream);
+    this.events.streamsChanged?.(1);
     this.sendRelay(hop, begin.command, streamId, begin.encode());
+    return stream;
+  }
+
+  /** The open stream a handle or id names; a handle of a stream that has ended names none. */
+  private lookup(stream: number | StreamHandle): Stream | undefined {
+    const found = this.streams.get(typeof stream === 'number' ? stream : stream.id);
+    return typeof stream === 'number' || found === stream ? found : undefined;
+  }
+
+  private forget(stream: Stream): void {
+    this.streams.delete(stream.id);
+    this.events.streamsChanged?.(-1);
   }
 
   /** A free stream id (lowest unused), or undefined if all 65535 are taken. */
@@ -339,23 +358,16 @@ export class CircuitMachine {
     return undefined;
   }
 
-  /** How many bytes `sendData` would accept right now. */
-  writableBytes(streamId: number): number {
-    const stream = this.streams.get(streamId);
-    if (!stream || this.state !== 'open') return 0;
-    const cells = Math.min(stream.package.window, this.hops[stream.hop]!.package.window);
-    return Math.max(0, cells) * RELAY_DATA_MAX;
-  }
-
   /**
    * Sends stream data as DATA cells of at most 498 bytes, as far as the stream and
    * circuit package windows allow. Returns how many bytes were sent; the rest must wait
    * for `StreamEvents.writable`.
    */
-  sendData(streamId: number, data: Uint8Array): number {
+  sendData(streamRef: number | StreamHandle, data: Uint8Array): number {
     this.assertOpen();
-    const stream = this.streams.get(streamId);
-    if (!stream) throw new BadArgumentError(`stream ${streamId} is not open on circuit ${this.circId}`);
+    const stream = this.lookup(streamRef);
+    if (!stream) throw new BadArgumentError(`stream ${typeof streamRef === 'number' ? streamRef : streamRef.id} is not open on circuit ${this.circId}`);
+    const streamId = stream.id;
     const hop = this.hops[stream.hop]!;
     let sent = 0;
     while (sent < data.length && stream.package.canSend && hop.package.canSend) {
@@ -372,19 +384,19 @@ export class CircuitMachine {
   }
 
   /** The consumer caught up: send the stream SENDMEs it held back. */
-  resumeStream(streamId: number): void {
-    const stream = this.streams.get(streamId);
+  resumeStream(streamRef: number | StreamHandle): void {
+    const stream = this.lookup(streamRef);
     if (!stream || !stream.paused) return;
     stream.paused = false;
     if (this.state === 'open') this.sendStreamSendmes(stream);
   }
 
   /** Closes a stream from our side with END (reason MISC, as tor-spec 6.3 asks of OPs). */
-  endStream(streamId: number, error: OrportError | null = null): void {
-    const stream = this.streams.get(streamId);
+  endStream(streamRef: number | StreamHandle, error: OrportError | null = null): void {
+    const stream = this.lookup(streamRef);
     if (!stream) return;
-    this.streams.delete(streamId);
-    if (this.state === 'open') this.sendRelay(stream.hop, 3, streamId, new EndMsg(EndReason.MISC).encode());
+    this.forget(stream);
+    if (this.state === 'open') this.sendRelay(stream.hop, 3, stream.id, new EndMsg(EndReason.MISC).encode());
     stream.events.ended(error ?? new StreamClosedError('local', EndReason.MISC, 1));
   }
 
@@ -398,6 +410,10 @@ export class CircuitMachine {
    */
   sendRelay(hop: number, command: number, streamId: number, body: Uint8Array): Uint8Array {
     if (body.length > RELAY_DATA_MAX) throw new InternalError(`relay body of ${body.length} bytes`);
+    // Refuse before touching the crypto state (digest, keystream), which must stay in step.
+    if (command === 14 && this.relayEarlyLeft === 0) {
+      throw new ProtocolError(`circuit ${this.circId} has used its ${MAX_RELAY_EARLY} RELAY_EARLY cells; EXTEND2 cannot be sent`);
+    }
     const circIdLen = this.linkProtocol.circIdSize.size;
     const cell = allocPooled(this.linkProtocol.fixedCellLength); // zeroed: the 4 bytes after the body stay 0
     const payload = cell.subarray(circIdLen + 1);
@@ -406,9 +422,6 @@ export class CircuitMachine {
     const padStart = RELAY_HEADER_LEN + body.length + 4;
     if (padStart < FIXED_PAYLOAD_LEN) this.randomFill(payload, padStart, FIXED_PAYLOAD_LEN - padStart);
     const digest = this.crypto.encrypt(hop, payload);
-    if (command === 14 && this.relayEarlyLeft === 0) {
-      throw new ProtocolError(`circuit ${this.circId} has used its ${MAX_RELAY_EARLY} RELAY_EARLY cells; EXTEND2 cannot be sent`);
-    }
     const early = this.relayEarlyLeft > 0 && (command === 14 || hop > 0);
     if (early) this.relayEarlyLeft--;
     writeCellHeader(cell, this.circId, circIdLen, early ? CMD.RELAY_EARLY : CMD.RELAY);
@@ -422,7 +435,7 @@ export class CircuitMachine {
   }
 
   private assertOpen(): void {
-    if (this.state === 'destroyed') throw new CircuitDestroyedError('local', CloseReason.FINISHED, 9, `circuit ${this.circId} is closed`);
+    if (this.state === 'destroyed') throw this.closeError ?? new CircuitDestroyedError('local', CloseReason.FINISHED, 9, `circuit ${this.circId} is closed`);
     if (this.state !== 'open') throw new BadArgumentError(`circuit ${this.circId} is not open yet (state ${this.state})`);
   }
 
@@ -450,8 +463,10 @@ export class CircuitMachine {
 
   private finish(error: OrportError): void {
     this.state = 'destroyed';
+    this.closeError = error;
     const streams = [...this.streams.values()];
     this.streams.clear();
+    if (streams.length) this.events.streamsChanged?.(-streams.length);
     for (const stream of streams) stream.events.ended(error);
     this.events.destroyed(error);
   }

@@ -77,7 +77,7 @@ export class PackageWindow {
 
 /**
  * The circuit-level package window with prop289's bookkeeping: before sending a DATA
- * cell, `willSend()` says whether its digest must be remembered (the cell after which
+ * cell, `recordNext` says whether its digest must be remembered (the cell after which
  * the relay will send a SENDME); a v1 SENDME must echo the oldest remembered digest.
  */
 export class CircuitPackageWindow extends PackageWindow {
@@ -89,7 +89,7 @@ export class CircuitPackageWindow extends PackageWindow {
 
   /** tor's sendme_record_cell_digest: true if the next DATA cell's digest must be kept. */
   get recordNext(): boolean {
-    return (this.window - 1) % this.params.increment === 0 && this.window !== this.params.start;
+    return (this.window - 1) % this.params.increment === 0; // never at the start (1000): 999 % 100 ≠ 0
   }
 
   /** Remember the digest of a DATA cell sent when `recordNext` was true. */

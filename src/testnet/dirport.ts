@@ -10,7 +10,7 @@
  * directory-document parsers for general use.
  */
 import { request } from 'node:http';
-import { TimeoutError } from '../errors.js';
+import { LimitError, NetworkError, TimeoutError } from '../errors.js';
 import { abortReason } from './wait.js';
 
 export interface HttpTextResponse {
@@ -48,16 +48,16 @@ export function httpGetText(port: number, path: string, options: HttpGetOptions)
       let size = 0;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > maxBytes) finish(new Error(`${what}: response larger than ${maxBytes} bytes`));
+        if (size > maxBytes) finish(new LimitError(`${what}: response larger than ${maxBytes} bytes`, maxBytes));
         else chunks.push(chunk);
       });
       res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => finish(err));
+      res.on('error', (err) => finish(new NetworkError(`${what}: ${err.message}`, { cause: err, errno: (err as NodeJS.ErrnoException).code })));
     });
     const timer = setTimeout(() => finish(new TimeoutError(what, options.timeoutMs)), options.timeoutMs);
     const onAbort = (): void => finish(abortReason(options.signal as AbortSignal, what));
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    req.on('error', (err) => finish(err));
+    req.on('error', (err) => finish(new NetworkError(`${what}: ${err.message}`, { cause: err, errno: (err as NodeJS.ErrnoException).code })));
     req.end();
   });
 }

@@ -7,6 +7,7 @@
  * `GET /file.sha256`; everything else is 404. `close()` drops open connections
  * and resolves once the server has closed, so nothing is left listening.
  */
+import { EnvironmentError } from '../errors.js';
 import { createHash, randomFill } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -86,7 +87,7 @@ export async function startFileServer(file: RandomFile, port: number): Promise<F
   });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
-      reject(err.code === 'EADDRINUSE' ? new PortInUseError(port, 'HTTP file server') : err);
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(port, 'HTTP file server') : new EnvironmentError(`the HTTP file server cannot listen on 127.0.0.1:${port}: ${err.message}`, { cause: err }));
     };
     server.once('error', onError);
     server.listen({ host: '127.0.0.1', port, exclusive: true }, () => {

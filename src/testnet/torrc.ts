@@ -10,6 +10,7 @@
  * torrc lines) and lists anything that could let tor leave loopback; the
  * launcher refuses to start tor when it finds one. No I/O here.
  */
+import { InternalError } from '../errors.js';
 import type { NodeRole, RelayPorts } from './ports.js';
 
 export type LogLevel = 'notice' | 'info' | 'debug';
@@ -98,7 +99,7 @@ export function buildTorrc(node: TorrcNode, net: TorrcNetwork): string {
   );
   if (node.role !== 'client') {
     const p = node.relayPorts;
-    if (!p) throw new Error(`internal: relay node ${node.nick} has no ports`);
+    if (!p) throw new InternalError(`relay node ${node.nick} has no ports`);
     lines.push(
       '# ---- relay ----',
       `ORPort 127.0.0.1:${p.orPort}`,
@@ -148,7 +149,7 @@ export function buildTorrc(node: TorrcNode, net: TorrcNetwork): string {
       break;
     case 'client': {
       const p = node.clientPorts;
-      if (!p) throw new Error('internal: the client has no ports');
+      if (!p) throw new InternalError('the client has no ports');
       lines.push('# ---- client ----', 'ClientOnly 1', `SocksPort 127.0.0.1:${p.socksPort}`, `ControlPort 127.0.0.1:${p.controlPort}`);
       break;
     }

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Relay, parseConsensus, parseHttpResponse, type RelayCircuit } from '../../src/index.js';
 import { relays, testnetSkipReason, type RelayNodeDescription } from './testnet.js';
+import { stemSkipReason } from '../support/stem.js';
 
 /** GET over plain HTTP from a relay's DirPort: the body. */
 function dirPortGet(port: number, path: string): Promise<Buffer> {
@@ -135,7 +136,7 @@ describe('flow control and concurrency against a real relay', { skip: testnetSki
 });
 
 const STEM_FETCH = fileURLToPath(new URL('../support/stem_fetch.py', import.meta.url));
-const stemSkip = spawnSync('/usr/bin/python3', ['-c', 'import stem.client'], { stdio: 'ignore' }).status === 0 ? false : 'Python Stem (python3-stem) is not installed';
+const stemSkip = stemSkipReason();
 
 describe('differential: Python Stem and orport fetch the same document', { skip: testnetSkipReason() || stemSkip }, () => {
   it('returns the same body for /tor/server/authority and the consensus', async () => {

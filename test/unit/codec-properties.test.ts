@@ -284,4 +284,6 @@ test('stream id rules follow tor-spec 6.1', () => {
   assert.equal(streamIdRule(5), 'either');
   assert.equal(streamIdRule(14), 'disallowed');
   assert.equal(streamIdRule(10), 'disallowed');
+  assert.equal(streamIdRule(200), 'either', 'an unknown command is dropped, whatever its stream id');
+  assert.equal(streamIdRule(35), 'disallowed');
 });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
 import fc from 'fast-check';
-import { DecodeError, OrportError, parseConsensus, parseHttpResponse, parseServerDescriptors } from '../../src/index.js';
+import { DecodeError, LimitError, OrportError, parseConsensus, parseHttpResponse, parseServerDescriptors } from '../../src/index.js';
 
 const head = (encoding: string) => `HTTP/1.0 200 OK\r\nDate: Thu, 26 Nov 2026 03:02:38 GMT\r\nContent-Type: text/plain\r\nX-Your-Address-Is: 127.0.0.1\r\nContent-Encoding: ${encoding}\r\n\r\n`;
 
@@ -23,6 +23,13 @@ test('parseHttpResponse: status, headers, identity and deflate bodies', () => {
   assert.equal(notFound.statusCode, 404);
   assert.equal(notFound.statusMessage, 'Not found');
   assert.equal(notFound.body.length, 0);
+});
+
+test('parseHttpResponse: a deflate bomb is a LimitError', () => {
+  const bomb = Buffer.concat([Buffer.from(head('deflate')), deflateSync(Buffer.alloc(10 * 1024 * 1024))]);
+  assert.ok(bomb.length < 20_000);
+  assert.throws(() => parseHttpResponse(bomb, { maxBodyBytes: 1024 * 1024 }), LimitError);
+  assert.equal(parseHttpResponse(bomb).body.length, 10 * 1024 * 1024);
 });
 
 test('parseHttpResponse: malformed input is a DecodeError', () => {

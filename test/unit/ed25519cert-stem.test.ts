@@ -17,8 +17,8 @@ import fc from 'fast-check';
 import { Ed25519Cert, ExtensionType, type Ed25519CertFields } from '../../src/crypto/ed25519cert.js';
 import { DecodeError } from '../../src/errors.js';
 import { capturedRelays, certOfType } from '../support/certvectors.js';
+import { PYTHON, stemSkipReason } from '../support/stem.js';
 
-const PYTHON = process.env.ORPORT_STEM_PYTHON ?? '/usr/bin/python3';
 const RUNS = Number(process.env.ORPORT_FUZZ_RUNS ?? 300);
 
 const PEER = String.raw`
@@ -39,13 +39,6 @@ for b64 in json.load(sys.stdin):
         out.append({'error': type(e).__name__ + ': ' + str(e)})
 json.dump(out, sys.stdout)
 `;
-
-function stemSkipReason(): string | false {
-  const r = spawnSync(PYTHON, ['-I', '-c', 'import stem.descriptor.certificate'], { encoding: 'utf8', timeout: 30_000 });
-  if (r.error) return `${PYTHON} cannot run (${r.error.message}); install Debian's python3-stem`;
-  if (r.status !== 0) return `${PYTHON} cannot import stem.descriptor.certificate; install Debian's python3-stem`;
-  return false;
-}
 
 type StemView = { error: string } | { version: number; certType: number; expirationHours: number; keyType: number; certifiedKey: string; extensions: [number, number, string][]; signature: string; packed: string };
 
@@ -76,7 +69,7 @@ function ours(bytes: Uint8Array): StemView {
   }
 }
 
-const skip = stemSkipReason();
+const skip = stemSkipReason('stem.descriptor.certificate');
 
 test('captured type-4 and type-5 certs: Stem and orport decode the same fields; Stem packs the same bytes', { skip }, () => {
   const certs = capturedRelays().flatMap((r) => [certOfType(r.certificates, 4).value, certOfType(r.certificates, 5).value]);

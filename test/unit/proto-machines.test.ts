@@ -287,3 +287,61 @@ test('channel: cells for unknown circuits and streams are dropped; PADDING_NEGOT
   assert.ok(h.events.closed instanceof ProtocolError);
   assert.ok(c.events.destroyed instanceof ProtocolError, 'its circuits fail with the channel');
 });
+
+test('regressions: unknown relay commands are dropped whatever their stream id; later VERSIONS are ignored', () => {
+  const h = harness();
+  handshake(h);
+  const c = openCircuit(h);
+  created(h, c);
+  h.channel.handleBytes(c.relay.send(200, 5, new Uint8Array(3)));
+  assert.equal(c.circuit.state, 'open', 'tor-spec 6.1: an unknown recognized command is dropped');
+  assert.equal(c.circuit.counters.dropped, 1);
+  h.channel.handleBytes(new VersionsCell([4, 5]).pack(2));
+  assert.equal(h.events.closed?.message, undefined, 'tor-spec 4.1: later VERSIONS cells are ignored');
+  assert.equal(c.circuit.state, 'open');
+});
+
+test('regressions: after a DESTROY, later calls fail with the relay\'s reason', () => {
+  const h = harness();
+  handshake(h);
+  const c = openCircuit(h);
+  created(h, c);
+  h.channel.handleBytes(new DestroyCell(c.circuit.circId, 5).pack(LP));
+  assert.throws(() => dirStream(c.circuit, 1), (err: unknown) => err instanceof CircuitDestroyedError && err.reason === 'RESOURCELIMIT' && err.by === 'relay');
+});
+
+test('regressions: a refused EXTEND2 leaves the crypto in step', () => {
+  const h = harness();
+  handshake(h);
+  const c = openCircuit(h);
+  created(h, c);
+  // Use up the 8 RELAY_EARLY cells with EXTEND2s (the fake relay side just decrypts them).
+  for (let i = 0; i < 8; i++) {
+    c.circuit.sendRelay(0, 14, 0, new Uint8Array(10));
+    assert.equal(c.relay.receive(h.drain(LP)[0]!.payload).command, 14);
+  }
+  assert.throws(() => c.circuit.sendRelay(0, 14, 0, new Uint8Array(10)), ProtocolError);
+  assert.equal(h.drain(LP).length, 0, 'nothing was sent');
+  c.circuit.sendRelay(0, 10, 0, new Uint8Array(0)); // a DROP after the refusal still decrypts
+  assert.equal(c.relay.receive(h.drain(LP)[0]!.payload).command, 10);
+});
+
+test('regressions: a stream handle acts on its own stream only, not a later one with the same id', () => {
+  const h = harness();
+  handshake(h);
+  const c = openCircuit(h);
+  created(h, c);
+  const ended: (OrportError | null)[] = [];
+  const events = { connected: () => undefined, data: () => true, ended: (e: OrportError | null) => ended.push(e) };
+  const first = c.circuit.openStream(1, { command: 13, encode: () => new Uint8Array(0) }, events);
+  c.relay.receive(h.drain(LP)[0]!.payload);
+  h.channel.handleBytes(c.relay.send(3, 1, new EndMsg(6).encode()));
+  const second = c.circuit.openStream(1, { command: 13, encode: () => new Uint8Array(0) }, events);
+  c.relay.receive(h.drain(LP)[0]!.payload);
+  c.circuit.endStream(first); // the old handle: a no-op
+  assert.ok(c.circuit.hasStream(1), 'the new stream 1 is still open');
+  assert.equal(h.drain(LP).length, 0, 'no END was sent');
+  c.circuit.endStream(second);
+  assert.equal(c.circuit.hasStream(1), false);
+  assert.equal(ended.length, 2);
+});

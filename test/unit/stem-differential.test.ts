@@ -20,9 +20,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { PYTHON, stemSkipReason } from '../support/stem.js';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import {
@@ -52,7 +53,6 @@ import {
 } from '../../src/index.js';
 
 /** Debian's interpreter, which has python3-stem (not a pyenv `python3` on PATH). */
-const PYTHON = process.env.ORPORT_STEM_PYTHON ?? '/usr/bin/python3';
 const PEER = fileURLToPath(new URL('../support/stem_peer.py', import.meta.url));
 const SEED = Number(process.env.ORPORT_DIFF_SEED ?? 0x0d1ff);
 const PER_TYPE = Number(process.env.ORPORT_DIFF_RUNS ?? 1000);
@@ -248,13 +248,6 @@ function asStemWouldSay(ours: { [k: string]: Json }, used: Set<DifferenceName>):
 
 // ---------------------------------------------------------------------------------
 // The Stem peer process
-
-function stemUnavailable(): string | undefined {
-  const r = spawnSync(PYTHON, ['-I', '-c', 'import stem, stem.client.cell; print(stem.__version__)'], { encoding: 'utf8', timeout: 30_000 });
-  if (r.error) return `${PYTHON} cannot run (${r.error.message}); install Debian's python3-stem to run the Stem differential test`;
-  if (r.status !== 0) return `${PYTHON} cannot import stem.client (${(r.stderr || '').trim().split('\n').pop()}); install Debian's python3-stem`;
-  return undefined;
-}
 
 class StemPeer {
   private waiting: ((reply: Reply) => void)[] = [];
@@ -583,7 +576,7 @@ function mutate(bytes: Uint8Array, lp: number, m: Mutation): Uint8Array {
 // ---------------------------------------------------------------------------------
 // The tests
 
-const skip = stemUnavailable();
+const skip = stemSkipReason('stem.client.cell');
 let peer: StemPeer | undefined;
 const packedByStem: { spec: Spec; hex: string }[] = [];
 
