@@ -110,32 +110,12 @@ interface StemMeasure {
   error?: string;
 }
 
-/** bench/stem_codec.py --serve, one measurement per request. */
 /** bench/stem_codec.py --serve: one measurement per request. */
-class StemSide {
-  private constructor(private readonly peer: JsonLinesPeer<StemMeasure>) {}
-
-  get version(): string {
-    return this.peer.version;
-  }
-
-  static async start(): Promise<StemSide | string> {
-    const peer = await JsonLinesPeer.start<StemMeasure>(STEM_SIDE);
-    return typeof peer === 'string' ? peer : new StemSide(peer);
-  }
-
-  request(req: object): Promise<StemMeasure> {
-    return this.peer.request(req);
-  }
-
+class StemSide extends JsonLinesPeer<StemMeasure> {
   async measure(mode: Mode, dataLen: number, lp: number, seconds: number): Promise<number> {
     const r = await this.request({ op: 'measure', mode: STEM_MODE[mode], data_len: dataLen, lp, seconds });
     if (!r.ok || r.rate === undefined) throw new Error(`Stem measurement failed: ${r.error}`);
     return r.rate;
-  }
-
-  close(): void {
-    this.peer.close();
   }
 }
 
@@ -153,7 +133,7 @@ async function main(): Promise<void> {
   let stem: StemSide | undefined;
   let stemNote = 'Stem not measured (--no-stem)';
   if (opts.stem) {
-    const started = await StemSide.start();
+    const started = await StemSide.start(STEM_SIDE);
     if (typeof started === 'string') stemNote = `Stem not measured: ${started}`;
     else {
       stem = started;

@@ -20,18 +20,24 @@ export interface PeerReply {
   openssl?: string;
 }
 
+/**
+ * The peer process. A bench subclasses it with its own requests (`measure`, `session`…)
+ * and starts it with `Subclass.start(script)`.
+ */
 export class JsonLinesPeer<R extends PeerReply> {
   private readonly waiting: ((reply: R) => void)[] = [];
   private exited = '';
   /** "Stem 1.8.1 on Python 3.11.2", from the greeting. */
   version = '';
 
-  private constructor(private readonly proc: ChildProcess) {}
+  constructor(private readonly proc: ChildProcess) {}
 
-  /** Starts `script --serve`; resolves to the peer, or to why it cannot run. */
-  static async start<R extends PeerReply>(script: string): Promise<JsonLinesPeer<R> | string> {
+  /** Starts `script --serve` as this class; resolves to the peer, or to why it cannot run. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any reply type: JsonLinesPeer is invariant in R
+  static async start<P extends JsonLinesPeer<any>>(this: new (proc: ChildProcess) => P, script: string): Promise<P | string> {
+    type R = P extends JsonLinesPeer<infer T> ? T : never;
     const proc = spawn(PYTHON, ['-I', script, '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const peer = new JsonLinesPeer<R>(proc);
+    const peer: JsonLinesPeer<R> = new this(proc);
     let stderr = '';
     proc.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     createInterface({ input: proc.stdout! }).on('line', (line) => peer.waiting.shift()?.(JSON.parse(line) as R));
@@ -48,7 +54,7 @@ export class JsonLinesPeer<R extends PeerReply> {
       return `${PYTHON} cannot run Stem (${hello.error ?? 'no greeting'})`;
     }
     peer.version = `Stem ${hello.stem} on Python ${hello.python}${hello.openssl ? ` (${hello.openssl})` : ''}`;
-    return peer;
+    return peer as P;
   }
 
   /** Sends one request and waits for its reply (replies come in order). */

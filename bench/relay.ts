@@ -330,22 +330,7 @@ interface StemReply {
   sha256s?: string[];
 }
 
-class StemSide {
-  private constructor(private readonly peer: JsonLinesPeer<StemReply>) {}
-
-  get version(): string {
-    return this.peer.version;
-  }
-
-  static async start(): Promise<StemSide | string> {
-    const peer = await JsonLinesPeer.start<StemReply>(STEM_SIDE);
-    return typeof peer === 'string' ? peer : new StemSide(peer);
-  }
-
-  request(req: object): Promise<StemReply> {
-    return this.peer.request(req);
-  }
-
+class StemSide extends JsonLinesPeer<StemReply> {
   /** A session, retried on a fresh connection after a failure (each counted). */
   async session(node: RelayNodeDescription, failures: Failures, signal: AbortSignal): Promise<Session | undefined> {
     for (let attempt = 0; attempt < STEM_ATTEMPTS && !signal.aborted; attempt++) {
@@ -376,9 +361,6 @@ class StemSide {
     return undefined;
   }
 
-  close(): void {
-    this.peer.close();
-  }
 }
 
 // ------------------------------------------------------------------------------------
@@ -484,7 +466,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
   let stem: StemSide | undefined;
   let stemNote = 'Stem not measured (--no-stem)';
   if (opts.stem) {
-    const started = await StemSide.start();
+    const started = await StemSide.start(STEM_SIDE);
     if (typeof started === 'string') stemNote = `Stem not measured: ${started}`;
     else {
       stem = started;

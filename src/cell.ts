@@ -31,7 +31,6 @@ import {
   LinkProtocol,
   RelayCommand,
   Size,
-  writeAddress,
 } from './datatype.js';
 
 export { FIXED_PAYLOAD_LEN };
@@ -668,9 +667,9 @@ export class NetinfoCell extends Cell {
   pack(lp: number | LinkProtocol): Uint8Array {
     const w = new Writer(64);
     w.u32(this.timestamp.getTime() / 1000);
-    writeAddress(w, this.receiverAddress);
+    w.bytes(this.receiverAddress.pack());
     w.u8(this.senderAddresses.length);
-    for (const addr of this.senderAddresses) writeAddress(w, addr);
+    for (const addr of this.senderAddresses) w.bytes(addr.pack());
     return this.frame(lp, [w.finish()]);
   }
 

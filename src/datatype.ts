@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { BadArgumentError, DecodeError, IncompleteError, hexExcerpt } from './errors.js';
-import { Reader, Writer, bytesEqual, latin1, toHex, utf8 } from './codec/bytes.js';
+import { Reader, bytesEqual, latin1, toHex, utf8 } from './codec/bytes.js';
 
 export const ZERO = 0x00;
 /** Length of a SHA-1 digest (tor-spec 0.3 HASH_LEN). */
@@ -680,9 +680,13 @@ export class KDF {
     const take = (n: number) => derived.slice(at, (at += n));
     return new KDF(take(HASH_LEN), take(HASH_LEN), take(HASH_LEN), take(KEY_LEN), take(KEY_LEN));
   }
+
+  /** tor-spec 5.1.5: the keys of a CREATE_FAST handshake, from K0 = X | Y. */
+  static fromCreateFast(x: Uint8Array, y: Uint8Array): KDF {
+    const k0 = new Uint8Array(HASH_LEN * 2);
+    k0.set(x.subarray(0, HASH_LEN));
+    k0.set(y.subarray(0, HASH_LEN), HASH_LEN);
+    return KDF.fromValue(k0);
+  }
 }
 
-/** Encodes an address field for a Writer (NETINFO, RESOLVED). */
-export function writeAddress(w: Writer, addr: Address): void {
-  w.u8(addr.typeInt).u8(addr.valueBin.length).bytes(addr.valueBin);
-}

@@ -9,7 +9,7 @@
 import { isIPv6 } from 'node:net';
 import { BadArgumentError, DecodeError } from './errors.js';
 import { EMPTY, Reader, Writer, latin1 } from './codec/bytes.js';
-import { Address, AddrType, CloseReason, EndReason, LinkSpecifier, RelayCommand } from './datatype.js';
+import { Address, AddrType, CloseReason, EndReason, LinkSpecifier } from './datatype.js';
 import { RELAY_DATA_MAX } from './cell.js';
 
 /** Does a relay command need a stream id, forbid one, or allow both (tor-spec 6.1, 7)? */

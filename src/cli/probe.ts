@@ -11,9 +11,9 @@ import { parseArgs } from 'node:util';
 import { Relay } from '../client/relay.js';
 import { DEFAULT_LINK_PROTOCOLS } from '../cell.js';
 import { CertificateError, IdentityMismatchError, OrportError } from '../errors.js';
-import { identityMismatch, listCertificates, verifyCertsCell, type RelayIdentity, type VerifiedChain } from '../crypto/certs.js';
+import { identityMismatch, isoSeconds as iso, listCertificates, verifyCertsCell, type RelayIdentity, type VerifiedChain } from '../crypto/certs.js';
 import { UsageError, type Command } from './command.js';
-import { parseHostPort, parseLinkList, parsePositive, usageErrors } from './args.js';
+import { ED25519_IDENTITY, RSA_FINGERPRINT, parseHostPort, parseLinkList, parsePositive, targetName, usageErrors } from './args.js';
 
 export const EXIT = { ok: 0, unreachable: 1, usage: 2, mismatch: 3, brokenChain: 4 } as const;
 
@@ -87,13 +87,12 @@ export interface ProbeOptions {
   linkProtocols?: readonly number[];
 }
 
-const iso = (d: Date | undefined): string | undefined => d?.toISOString().replace('.000Z', 'Z');
 
 /** Probes one relay; never throws for what the relay does (the result says it). */
 export async function probeRelay(host: string, port: number, options: ProbeOptions = {}): Promise<ProbeResult> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const pinned = options.rsa !== undefined || options.ed25519 !== undefined ? { rsa: options.rsa, ed25519: options.ed25519 } : undefined;
-  const result: ProbeResult = { target: `${host.includes(':') ? `[${host}]` : host}:${port}`, status: 'unreachable' };
+  const result: ProbeResult = { target: targetName(host, port), status: 'unreachable' };
   if (pinned) result.pinned = JSON.parse(JSON.stringify(pinned)) as ProbeResult['pinned'];
   // One short connection per version first: they also warm up TLS and the JIT, so the
   // main connection's handshake time is what a running client would see.
@@ -276,8 +275,8 @@ export const probeCommand: Command = {
     );
     const { host, port } = parseHostPort(positionals[0]);
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
-    if (values.rsa !== undefined && !/^\$?[0-9a-fA-F]{40}$/.test(values.rsa.replace(/\s+/g, ''))) throw new UsageError(`--rsa takes 40 hex digits, not '${values.rsa}'`);
-    if (values.ed25519 !== undefined && !/^[A-Za-z0-9+/]{43}=?$/.test(values.ed25519)) throw new UsageError(`--ed25519 takes 43 characters of base64, not '${values.ed25519}'`);
+    if (values.rsa !== undefined && !RSA_FINGERPRINT.test(values.rsa.replace(/\s+/g, ''))) throw new UsageError(`--rsa takes 40 hex digits, not '${values.rsa}'`);
+    if (values.ed25519 !== undefined && !ED25519_IDENTITY.test(values.ed25519)) throw new UsageError(`--ed25519 takes 43 characters of base64, not '${values.ed25519}'`);
     const result = await probeRelay(host, port, {
       rsa: values.rsa,
       ed25519: values.ed25519,

@@ -15,7 +15,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { isIP } from 'node:net';
 import { Relay } from '../client/relay.js';
 import { DEFAULT_LINK_PROTOCOLS } from '../cell.js';
 import { BadArgumentError, CertificateError, IdentityMismatchError } from '../errors.js';
@@ -23,7 +22,7 @@ import { parseHttpResponse } from '../dir/http.js';
 import { parseConsensus } from '../dir/documents.js';
 import type { RelayIdentity } from '../crypto/certs.js';
 import { UsageError, type Command } from './command.js';
-import { parseHostPort, parseLinkList, parsePositive, usageErrors } from './args.js';
+import { ED25519_IDENTITY, RSA_FINGERPRINT, parseHostPort, parseLinkList, parsePositive, splitHostPort, targetName, usageErrors } from './args.js';
 import { errorInfo, type ErrorInfo } from './probe.js';
 
 export interface ScanTarget {
@@ -75,13 +74,6 @@ export interface ScanOptions {
   signal?: AbortSignal;
 }
 
-const FP = /^\$?[0-9A-Fa-f]{40}$/;
-const ED = /^[A-Za-z0-9+/]{43}=?$/;
-
-export function targetName(host: string, port: number): string {
-  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
-}
-
 /** Parses a target list: `host:port [fingerprint] [ed25519]` per line; '#' starts a comment. */
 export function parseTargets(text: string, source = 'targets'): ScanTarget[] {
   const out: ScanTarget[] = [];
@@ -92,14 +84,14 @@ export function parseTargets(text: string, source = 'targets'): ScanTarget[] {
     const bad = (why: string): never => {
       throw new BadArgumentError(`${source} line ${i + 1}: ${why} ('${raw.trim()}')`);
     };
-    const m = /^\[([^\]]+)\]:(\d+)$/.exec(where!) ?? /^([^:]+):(\d+)$/.exec(where!);
-    if (!m) bad(`'${where}' is not HOST:PORT`);
-    const port = Number(m![2]);
-    if (!(port >= 1 && port <= 65535)) bad(`port ${m![2]} is not 1-65535`);
-    const target: ScanTarget = { host: m![1]!, port };
+    const hostPort = splitHostPort(where!);
+    if (!hostPort) bad(`'${where}' is not HOST:PORT`);
+    const { host, port } = hostPort!;
+    if (!(port >= 1 && port <= 65535)) bad(`port ${port} is not 1-65535`);
+    const target: ScanTarget = { host, port };
     for (const id of ids) {
-      if (FP.test(id) && target.rsa === undefined) target.rsa = id.replace(/^\$/, '').toUpperCase();
-      else if (ED.test(id) && target.ed25519 === undefined) target.ed25519 = id.replace(/=$/, '');
+      if (RSA_FINGERPRINT.test(id) && target.rsa === undefined) target.rsa = id.replace(/^\$/, '').toUpperCase();
+      else if (ED25519_IDENTITY.test(id) && target.ed25519 === undefined) target.ed25519 = id.replace(/=$/, '');
       else bad(`'${id}' is neither a 40-hex-digit RSA fingerprint nor a base64 Ed25519 identity`);
     }
     out.push(target);

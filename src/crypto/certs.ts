@@ -34,7 +34,7 @@ import type { CertsCell } from '../cell.js';
 import type { Certificate } from '../datatype.js';
 import { bytesEqual, toHex } from '../codec/bytes.js';
 import { fingerprintOf, parseX509, x509RsaKey, x509VerifyRsa, type RsaPublicKey, type X509 } from './x509.js';
-import { CertifiedKeyType, Ed25519Cert, Ed25519CertType, RsaCrossCert, ed25519PublicKey } from './ed25519cert.js';
+import { CertifiedKeyType, Ed25519Cert, RsaCrossCert, ed25519PublicKey } from './ed25519cert.js';
 
 /** Whether `Relay.connect` verifies the CERTS chain unless told otherwise. */
 export const VERIFY_BY_DEFAULT = true;
@@ -115,7 +115,13 @@ export interface VerifyOptions {
 }
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64').replace(/=+$/, '');
-const iso = (d: Date): string => d.toISOString().replace('.000Z', 'Z');
+/** A date as ISO 8601 without milliseconds when they are zero ('2026-11-26T03:04:05Z'). */
+export function isoSeconds(d: Date): string;
+export function isoSeconds(d: Date | undefined): string | undefined;
+export function isoSeconds(d: Date | undefined): string | undefined {
+  return d?.toISOString().replace('.000Z', 'Z');
+}
+const iso = isoSeconds;
 
 function fail(type: number, check: CertCheck, message: string, cause?: unknown): never {
   throw new CertificateError(certName(type), check, message, cause === undefined ? undefined : { cause });

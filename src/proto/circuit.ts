@@ -150,10 +150,7 @@ export class CircuitMachine {
     const x = this.createFastX;
     if (this.state !== 'creating' || !x) throw new ProtocolError(`unexpected CREATED_FAST on circuit ${this.circId} (state ${this.state})`);
     const created = CreatedFastCell.decodePayload(frame.payload, this.circId);
-    const k0 = new Uint8Array(HASH_LEN * 2);
-    k0.set(x);
-    k0.set(created.keyMaterial, HASH_LEN);
-    const kdf = KDF.fromValue(k0);
+    const kdf = KDF.fromCreateFast(x, created.keyMaterial);
     this.createFastX = undefined;
     if (!timingSafeEqual(kdf.keyHash, created.derivativeKey)) {
       throw new HandshakeError(`CREATED_FAST on circuit ${this.circId}: the key hash KH does not match KDF-TOR(X|Y) (tor-spec 5.1.5); the relay does not know our shared key`);

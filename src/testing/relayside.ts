@@ -44,10 +44,7 @@ export class RelaySideCircuit {
    */
   createdFast(x: Uint8Array, options: { y?: Uint8Array; tamperKeyHash?: boolean } = {}): Uint8Array {
     const y = options.y ?? new Uint8Array(randomBytes(HASH_LEN));
-    const k0 = new Uint8Array(HASH_LEN * 2);
-    k0.set(x.subarray(0, HASH_LEN));
-    k0.set(y, HASH_LEN);
-    this.keys = KDF.fromValue(k0);
+    this.keys = KDF.fromCreateFast(x, y);
     this.layer = new Tor1Layer(this.keys, 'relay');
     const kh = this.keys.keyHash.slice();
     if (options.tamperKeyHash) kh[0]! ^= 1;
