@@ -130,16 +130,7 @@ async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const load = loadavg().map((x) => x.toFixed(2)).join(' ');
   const cpu = cpus();
-  let stem: StemSide | undefined;
-  let stemNote = 'Stem not measured (--no-stem)';
-  if (opts.stem) {
-    const started = await StemSide.start(STEM_SIDE);
-    if (typeof started === 'string') stemNote = `Stem not measured: ${started}`;
-    else {
-      stem = started;
-      stemNote = started.version;
-    }
-  }
+  const { peer: stem, note: stemNote } = opts.stem ? await StemSide.startOrSay(STEM_SIDE) : { peer: undefined, note: 'Stem not measured (--no-stem)' };
 
   // Both sides must do the same work: the packed cells must be identical.
   if (stem) {

@@ -57,6 +57,13 @@ export class JsonLinesPeer<R extends PeerReply> {
     return peer as P;
   }
 
+  /** Starts the peer, or says why it isn't measured: `{ peer, note }` (note: its version, or the reason). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as in start()
+  static async startOrSay<P extends JsonLinesPeer<any>>(this: new (proc: ChildProcess) => P, script: string): Promise<{ peer: P | undefined; note: string }> {
+    const started = await JsonLinesPeer.start.call<new (proc: ChildProcess) => P, [string], Promise<P | string>>(this, script);
+    return typeof started === 'string' ? { peer: undefined, note: `Stem not measured: ${started}` } : { peer: started, note: started.version };
+  }
+
   /** Sends one request and waits for its reply (replies come in order). */
   request(req: object): Promise<R> {
     if (this.exited) return Promise.resolve({ ok: false, stage: 'process', error: this.exited } as R);

@@ -463,16 +463,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
     if (!opts.json) process.stderr.write(`bench/relay: ${m}\n`);
   };
 
-  let stem: StemSide | undefined;
-  let stemNote = 'Stem not measured (--no-stem)';
-  if (opts.stem) {
-    const started = await StemSide.start(STEM_SIDE);
-    if (typeof started === 'string') stemNote = `Stem not measured: ${started}`;
-    else {
-      stem = started;
-      stemNote = started.version;
-    }
-  }
+  const { peer: stem, note: stemNote } = opts.stem ? await StemSide.startOrSay(STEM_SIDE) : { peer: undefined, note: 'Stem not measured (--no-stem)' };
   const stemFailures = new Failures();
   const stemTls = new Set<string>();
   try {
