@@ -30,7 +30,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { scanOne, scanTargets, type ScanResult, type ScanTarget } from '../src/cli/scan.js';
 import { verifyCertsCell } from '../src/crypto/certs.js';
-import { Certificate } from '../src/datatype.js';
+import { Certificate } from '../src/codec/datatype.js';
 import { fromHex } from '../src/codec/bytes.js';
 import { ensureIsolated, parseTestnetDescription, relayNodes, startTestnet, type Testnet } from '../src/testnet/index.js';
 

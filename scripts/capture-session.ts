@@ -17,7 +17,7 @@ import { connect } from 'node:tls';
 import { createHash } from 'node:crypto';
 import { Address, OrportError } from '../src/index.js';
 import { ChannelMachine } from '../src/proto/channel.js';
-import { BeginDirMsg } from '../src/relaymsg.js';
+import { BeginDirMsg } from '../src/codec/relaymsg.js';
 import { toHex, utf8 } from '../src/codec/bytes.js';
 
 export const CAPTURE_CIRC_OFFSET = 0x1234;

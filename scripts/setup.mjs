@@ -1,11 +1,11 @@
 // scripts/setup.mjs — one-time set-up run before `npm test` and `npm run demo`.
 // Plain Node (no dependencies), so it works on a fresh checkout:
-//  1. tor and python3-stem from Debian (apt-get), if missing, checking afterwards that
-//     the package started no tor daemon;
+//  1. tor and python3-stem from Debian (apt-get), if missing; if the package's own daemon
+//     runs (its pid file), it is stopped by that pid;
 //  2. `npm ci` when node_modules is missing or older than package-lock.json;
 //  3. `npm run build` (dist/ for the CLI and the demo).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 
 const root = new URL('..', import.meta.url).pathname;
 const log = (msg) => process.stderr.write(`[setup] ${msg}\n`);
@@ -34,18 +34,17 @@ if (process.env.ORPORT_SKIP_APT !== '1' && (!has('tor') || !has('tor-gencert') |
     DEBIAN_FRONTEND=noninteractive apt-get install -y tor python3-stem
     if [ $created = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi`]);
 }
-if (has('pgrep')) {
-  // This script runs in the namespace the user started it in (the host's, on a fresh
-  // machine): a tor daemon sharing it is one the package started.
-  const hostNs = (() => { try { return execFileSync('readlink', ['/proc/self/ns/net']).toString().trim(); } catch { return ''; } })();
-  const pids = spawnSync('pgrep', ['-x', 'tor']).stdout.toString().split(/\s+/).filter(Boolean);
-  for (const pid of pids) {
-    let ns = '';
-    try { ns = execFileSync('readlink', [`/proc/${pid}/ns/net`]).toString().trim(); } catch { continue; }
-    if (hostNs && ns === hostNs) {
-      log(`a tor daemon (pid ${pid}) runs in the host's network namespace; stopping it (service tor stop / kill)`);
-      spawnSync('sh', ['-c', `service tor stop >/dev/null 2>&1; kill ${pid} 2>/dev/null`], { stdio: 'ignore' });
-    }
+// If the package started its daemon anyway, stop that one process by its pid (the
+// package's pid file, or its service), never by name: other tor processes on this
+// machine are not ours to end.
+const pidFile = '/run/tor/tor.pid';
+if (existsSync(pidFile)) {
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  let alive = false;
+  try { alive = Number.isInteger(pid) && pid > 0 && process.kill(pid, 0); } catch { alive = false; }
+  if (alive) {
+    log(`the tor package's daemon (pid ${pid}, ${pidFile}) is running in this machine's network; stopping it`);
+    spawnSync('sh', ['-c', `service tor stop >/dev/null 2>&1 || kill ${pid} 2>/dev/null`], { stdio: 'ignore' });
   }
 }
 

@@ -2,12 +2,14 @@
  * orport — speak Tor's relay protocol directly to a relay's ORPort.
  *
  * The public entry: the datatype and cell layers (Stem's `stem.client.datatype` and
- * `stem.client.cell`), relay message bodies, and the error hierarchy.
+ * `stem.client.cell`, also their own entries `orport/datatype` and `orport/cell`), relay
+ * message bodies, the client (`Relay`, `RelayCircuit`), directory documents, and the
+ * error hierarchy.
  */
 export * from './errors.js';
 export * from './datatype.js';
 export * from './cell.js';
-export * from './relaymsg.js';
+export * from './codec/relaymsg.js';
 export { CellDecoder, MAX_CELL_LEN } from './codec/framing.js';
 export { Reader, Writer, toHex, fromHex, bytesEqual, concatBytes } from './codec/bytes.js';
 export { Relay, type ConnectOptions, DEFAULT_CONNECT_TIMEOUT_MS } from './client/relay.js';

@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Relay } from '../client/relay.js';
-import { DEFAULT_LINK_PROTOCOLS } from '../cell.js';
+import { DEFAULT_LINK_PROTOCOLS } from '../codec/cell.js';
 import { CertificateError, IdentityMismatchError, OrportError } from '../errors.js';
 import { identityMismatch, isoSeconds as iso, listCertificates, verifyCertsCell, type RelayIdentity, type VerifiedChain } from '../crypto/certs.js';
 import { UsageError, type Command } from './command.js';

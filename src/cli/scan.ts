@@ -16,7 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Relay } from '../client/relay.js';
-import { DEFAULT_LINK_PROTOCOLS } from '../cell.js';
+import { DEFAULT_LINK_PROTOCOLS } from '../codec/cell.js';
 import { BadArgumentError, CertificateError, IdentityMismatchError } from '../errors.js';
 import { parseHttpResponse } from '../dir/http.js';
 import { parseConsensus } from '../dir/documents.js';

@@ -10,11 +10,11 @@
 import { Readable } from 'node:stream';
 import { BadArgumentError, LimitError, OrportError } from '../errors.js';
 import { utf8 } from '../codec/bytes.js';
-import { BeginDirMsg } from '../relaymsg.js';
+import { BeginDirMsg } from '../codec/relaymsg.js';
 import type { CircuitMachine, StreamHandle } from '../proto/circuit.js';
 import type { ChannelMachine } from '../proto/channel.js';
 import { boundedWait, startDeadline, type Deadline, type WaitOptions } from './wait.js';
-import type { CellWriter, Relay } from './relay.js';
+import type { CellWriter } from './cellwriter.js';
 
 export const DEFAULT_CREATE_TIMEOUT_MS = 10_000;
 export const DEFAULT_DIRECTORY_TIMEOUT_MS = 60_000;
@@ -48,10 +48,22 @@ interface DirSink {
   ended(error: OrportError | null): void;
 }
 
+/**
+ * What a circuit needs of the connection it rides on: where it goes (for messages).
+ * client/relay's `Relay` is one; `relay.createCircuit()` returns a `RelayCircuit<Relay>`.
+ */
+export interface CircuitConnection {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** The client wrapper of each circuit machine (one each; found from the channel's list). */
+const wrappers = new WeakMap<CircuitMachine, RelayCircuit<CircuitConnection>>();
+
 /** A circuit through a relay. */
-export class RelayCircuit {
+export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
   private constructor(
-    readonly relay: Relay,
+    readonly relay: R,
     private readonly machine: CircuitMachine,
     private readonly writer: CellWriter,
   ) {}
@@ -71,26 +83,26 @@ export class RelayCircuit {
     return this.machine.counters;
   }
 
+  /** @internal The open circuits of `channel` (the channel machine keeps the one list). */
+  static openOn<R extends CircuitConnection>(channel: ChannelMachine): RelayCircuit<R>[] {
+    const out: RelayCircuit<R>[] = [];
+    for (const machine of channel.openCircuits()) {
+      const circuit = wrappers.get(machine);
+      if (circuit) out.push(circuit as unknown as RelayCircuit<R>);
+    }
+    return out;
+  }
+
   /** @internal Creates the circuit on `channel` (use `relay.createCircuit()`). */
-  static create(
-    relay: Relay,
-    channel: ChannelMachine,
-    writer: CellWriter,
-    options: CreateCircuitOptions,
-    track: (circuit: RelayCircuit, open: boolean) => void,
-  ): Promise<RelayCircuit> {
-    return boundedWait<RelayCircuit>(`CREATED_FAST from ${relay.address}:${relay.port}`, options, DEFAULT_CREATE_TIMEOUT_MS, ({ resolve, reject }) => {
-      let circuit: RelayCircuit | undefined;
+  static create<R extends CircuitConnection>(relay: R, channel: ChannelMachine, writer: CellWriter, options: CreateCircuitOptions): Promise<RelayCircuit<R>> {
+    return boundedWait<RelayCircuit<R>>(`CREATED_FAST from ${relay.address}:${relay.port}`, options, DEFAULT_CREATE_TIMEOUT_MS, ({ resolve, reject }) => {
       const machine = channel.newCircuit({
         opened: () => {
-          circuit = new RelayCircuit(relay, machine, writer);
-          track(circuit, true);
+          const circuit = new RelayCircuit(relay, machine, writer);
+          wrappers.set(machine, circuit);
           resolve(circuit);
         },
-        destroyed: (error) => {
-          if (circuit) track(circuit, false);
-          reject(error);
-        },
+        destroyed: (error) => reject(error),
       });
       machine.startCreateFast();
       return () => machine.destroy();

@@ -16,13 +16,14 @@ import {
   NetworkError,
   OrportError,
 } from '../errors.js';
-import { DEFAULT_LINK_PROTOCOLS, VPaddingCell, type AuthChallengeCell, type CertsCell, type NetinfoCell } from '../cell.js';
-import { Address, type LinkProtocol } from '../datatype.js';
+import { DEFAULT_LINK_PROTOCOLS, VPaddingCell, type AuthChallengeCell, type CertsCell, type NetinfoCell } from '../codec/cell.js';
+import { Address, type LinkProtocol } from '../codec/datatype.js';
 import { ChannelMachine, type HandshakeResult } from '../proto/channel.js';
 import { VERIFY_BY_DEFAULT, identityMismatch, verifyCertsCell, type RelayIdentity, type VerifiedChain } from '../crypto/certs.js';
 import type { CircuitOptions } from '../proto/circuit.js';
 import { boundedWait, type WaitOptions } from './wait.js';
 import { RelayCircuit, type CreateCircuitOptions } from './circuit.js';
+import { CellWriter } from './cellwriter.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -130,7 +131,6 @@ export class Relay {
   private closeError: OrportError | undefined;
   private destroyTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
-  private readonly circuits = new Set<RelayCircuit>();
   private readonly quickAckCell: Uint8Array | undefined;
 
   private constructor(
@@ -174,7 +174,7 @@ export class Relay {
     let socket: TLSSocket | undefined;
     let channel: ChannelMachine | undefined;
     return boundedWait<Relay>(`the link handshake with ${address}:${port}`, options, DEFAULT_CONNECT_TIMEOUT_MS, ({ resolve, reject }) => {
-      const writer = new CellWriter(options.coalesceWrites ?? true);
+      const writer = new CellWriter({ coalesce: options.coalesceWrites ?? true });
       let peerCertificate: Uint8Array = new Uint8Array(0);
       let relay: Relay | undefined;
       let chain: VerifiedChain | undefined;
@@ -287,19 +287,16 @@ export class Relay {
   }
 
   /** Open circuits on this connection. */
-  get openCircuits(): readonly RelayCircuit[] {
-    return [...this.circuits];
+  get openCircuits(): readonly RelayCircuit<Relay>[] {
+    return RelayCircuit.openOn<Relay>(this.channel);
   }
 
   /**
    * Creates a circuit with CREATE_FAST (tor-spec 5.1.5): a random circuit id, KDF-TOR
    * keys, the key hash checked in constant time. Many may be created at once.
    */
-  createCircuit(options: CreateCircuitOptions = {}): Promise<RelayCircuit> {
-    return RelayCircuit.create(this, this.channel, this.writer, options, (circuit, open) => {
-      if (open) this.circuits.add(circuit);
-      else this.circuits.delete(circuit);
-    });
+  createCircuit(options: CreateCircuitOptions = {}): Promise<RelayCircuit<Relay>> {
+    return RelayCircuit.create(this, this.channel, this.writer, options);
   }
 
   /**
@@ -321,51 +318,5 @@ export class Relay {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-}
-
-/**
- * Queues cells and writes them to the socket, coalescing the cells of one event-loop
- * turn into a single write (one TLS record, one TCP segment when small).
- */
-export class CellWriter {
-  socket: TLSSocket | undefined;
-  private queue: Uint8Array[] = [];
-  private scheduled = false;
-  private readonly flushSoon = () => {
-    this.scheduled = false;
-    this.flush();
-  };
-
-  constructor(private readonly coalesce: boolean) {}
-
-  send(bytes: Uint8Array): void {
-    if (!this.coalesce) {
-      this.write(bytes);
-      return;
-    }
-    this.queue.push(bytes);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flushSoon);
-    }
-  }
-
-  /** Writes everything queued now. */
-  flush(): void {
-    if (this.queue.length === 0) return;
-    const bytes = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
-    this.queue = [];
-    this.write(bytes);
-  }
-
-  /** Nothing queued for the next write. */
-  get idle(): boolean {
-    return this.queue.length === 0;
-  }
-
-  private write(bytes: Uint8Array): void {
-    const socket = this.socket;
-    if (socket && !socket.destroyed && socket.writable) socket.write(bytes);
   }
 }

@@ -30,8 +30,8 @@
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { CertificateError, IdentityMismatchError, OrportError } from '../errors.js';
-import type { CertsCell } from '../cell.js';
-import type { Certificate } from '../datatype.js';
+import type { CertsCell } from '../codec/cell.js';
+import type { Certificate } from '../codec/datatype.js';
 import { bytesEqual, toHex } from '../codec/bytes.js';
 import { fingerprintOf, parseX509, x509RsaKey, x509VerifyRsa, type RsaPublicKey, type X509 } from './x509.js';
 import { CertifiedKeyType, Ed25519Cert, RsaCrossCert, ed25519PublicKey } from './ed25519cert.js';

@@ -8,7 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, type Cipher, type Decipher, type Hash } from 'node:crypto';
 import { BadArgumentError, ProtocolError } from '../errors.js';
-import { FIXED_PAYLOAD_LEN, HASH_LEN, KEY_LEN } from '../datatype.js';
+import { FIXED_PAYLOAD_LEN, HASH_LEN, KEY_LEN } from '../codec/datatype.js';
 
 const ZERO_IV = new Uint8Array(16);
 /** Offsets inside a relay payload (tor-spec 6.1). */

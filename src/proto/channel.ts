@@ -15,12 +15,11 @@ import {
   CertsCell,
   NetinfoCell,
   VersionsCell,
-  decodeFrame,
   type Cell,
-  type CellFrame,
-} from '../cell.js';
-import { Address, LinkProtocol } from '../datatype.js';
-import { CellDecoder } from '../codec/framing.js';
+} from '../codec/cell.js';
+import { decodeFrame } from '../codec/cellbase.js';
+import { Address, LinkProtocol } from '../codec/datatype.js';
+import { CellDecoder, type CellFrame } from '../codec/framing.js';
 import { CircuitMachine, type CircuitEvents, type CircuitOptions } from './circuit.js';
 
 /** Cell commands the channel handles itself (tor-spec 3). */
@@ -331,6 +330,11 @@ export class ChannelMachine {
       if (!this.circuits.has(id)) return id;
     }
     throw new ProtocolError(`could not find a free circuit id after 1000 tries (${this.circuits.size} circuits open)`);
+  }
+
+  /** The circuits that are open (created, not destroyed). */
+  *openCircuits(): IterableIterator<CircuitMachine> {
+    for (const circuit of this.circuits.values()) if (circuit.state === 'open') yield circuit;
   }
 
   /** Registers a new circuit (not yet created: call its `startCreateFast`). */

@@ -8,12 +8,11 @@
  * `CircuitEvents` / `StreamEvents` callbacks. Randomness (CREATE_FAST's X, padding) is
  * injectable. Waiting, timeouts and promises live in the client layer.
  */
-import { randomFillSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomFillSync, randomBytes } from 'node:crypto';
 import {
   BadArgumentError,
   CircuitDestroyedError,
   DecodeError,
-  HandshakeError,
   InternalError,
   OrportError,
   ProtocolError,
@@ -26,15 +25,15 @@ import {
   FIXED_PAYLOAD_LEN,
   RELAY_DATA_MAX,
   RELAY_HEADER_LEN,
-  writeCellHeader,
-  writeRelayHeader,
-  type CellFrame,
-} from '../cell.js';
-import { CloseReason, EndReason, HASH_LEN, KDF, LinkProtocol, RelayCommand } from '../datatype.js';
+} from '../codec/cell.js';
+import { writeCellHeader, type CellFrame } from '../codec/framing.js';
+import { writeRelayHeader } from '../codec/relaycell.js';
+import { CloseReason, EndReason, LinkProtocol, RelayCommand } from '../codec/datatype.js';
 import { CircuitCrypto, Tor1Layer, type Tor1Keys } from '../crypto/relaycrypto.js';
+import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
-import { ConnectedMsg, EndMsg, SendmeMsg, streamIdRule, type RelayMessage } from '../relaymsg.js';
+import { ConnectedMsg, EndMsg, SendmeMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
 
 /** Cell commands (tor-spec 3). */
 const CMD = { RELAY: 3, DESTROY: 4, CREATED_FAST: 6, RELAY_EARLY: 9 } as const;
@@ -105,7 +104,7 @@ export class CircuitMachine {
   private readonly crypto = new CircuitCrypto();
   private readonly hops: Hop[] = [];
   private readonly streams = new Map<number, Stream>();
-  private createFastX: Uint8Array | undefined;
+  private createFast: FastClientState | undefined;
   private relayEarlyLeft = MAX_RELAY_EARLY;
   private readonly random: (n: number) => Uint8Array;
   private readonly randomFill: (buf: Uint8Array, offset: number, size: number) => void;
@@ -141,21 +140,18 @@ export class CircuitMachine {
   /** tor-spec 5.1.5: sends CREATE_FAST with a fresh X. */
   startCreateFast(): void {
     if (this.state !== 'new') throw new InternalError(`CREATE_FAST on a circuit in state ${this.state}`);
-    this.createFastX = this.random(HASH_LEN);
+    const { state, message } = fastClientStart(this.random);
+    this.createFast = state;
     this.state = 'creating';
-    this.send(new CreateFastCell(this.circId, this.createFastX).pack(this.linkProtocol));
+    this.send(new CreateFastCell(this.circId, message).pack(this.linkProtocol));
   }
 
   private handleCreatedFast(frame: CellFrame): void {
-    const x = this.createFastX;
-    if (this.state !== 'creating' || !x) throw new ProtocolError(`unexpected CREATED_FAST on circuit ${this.circId} (state ${this.state})`);
+    const pending = this.createFast;
+    if (this.state !== 'creating' || !pending) throw new ProtocolError(`unexpected CREATED_FAST on circuit ${this.circId} (state ${this.state})`);
     const created = CreatedFastCell.decodePayload(frame.payload, this.circId);
-    const kdf = KDF.fromCreateFast(x, created.keyMaterial);
-    this.createFastX = undefined;
-    if (!timingSafeEqual(kdf.keyHash, created.derivativeKey)) {
-      throw new HandshakeError(`CREATED_FAST on circuit ${this.circId}: the key hash KH does not match KDF-TOR(X|Y) (tor-spec 5.1.5); the relay does not know our shared key`);
-    }
-    this.addHop(kdf);
+    this.createFast = undefined;
+    this.addHop(fastClientFinish(pending, created.keyMaterial, created.derivativeKey, `circuit ${this.circId}`));
     this.state = 'open';
     this.events.opened();
   }

@@ -14,8 +14,8 @@
  * exactly one way. Layer: test support. No I/O.
  */
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { Certificate } from '../datatype.js';
-import { CertsCell } from '../cell.js';
+import { Certificate } from '../codec/datatype.js';
+import { CertsCell } from '../codec/cell.js';
 import { buildX509 } from '../crypto/x509.js';
 import {
   CertifiedKeyType,

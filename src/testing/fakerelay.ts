@@ -35,14 +35,14 @@ import {
   RELAY_DATA_MAX,
   VersionsCell,
   type Cell,
-  type CellFrame,
-} from '../cell.js';
-import { Address, CloseReason, EndReason, LinkProtocol, type Certificate } from '../datatype.js';
-import { CellDecoder } from '../codec/framing.js';
+} from '../codec/cell.js';
+import { Address, CloseReason, EndReason, LinkProtocol, type Certificate } from '../codec/datatype.js';
+import { CellDecoder, type CellFrame } from '../codec/framing.js';
 import { bytesEqual, utf8 } from '../codec/bytes.js';
-import { EndMsg, SendmeMsg } from '../relaymsg.js';
+import { EndMsg, SendmeMsg } from '../codec/relaymsg.js';
 import { BadArgumentError } from '../errors.js';
 import { buildCertChain, type GeneratedChain } from './certchain.js';
+import { CellWriter } from '../client/cellwriter.js';
 import { RelaySideCircuit, type RelayMessageIn } from './relayside.js';
 import type { RelayIdentity } from '../crypto/certs.js';
 
@@ -309,9 +309,10 @@ export class FakeConnection {
   private closedFlag = false;
   private readonly decoder = new CellDecoder(LinkProtocol.of(2));
   private sawVersions = false;
-  private queue: Uint8Array[] = [];
-  private queued = 0;
-  private flushScheduled = false;
+  /** Everything queued in one event-loop turn goes out in one write; 64 KiB at once. */
+  private readonly writer = new CellWriter({ flushAtBytes: 64 * 1024 });
+  private bytesIn = 0;
+  private versionsLength = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
   private draining: Promise<void> | undefined;
   private readonly sleepers = new Set<(error: Error) => void>();
@@ -326,6 +327,7 @@ export class FakeConnection {
     this.closed = new Promise((r) => (resolveClosed = r));
     raw.on('error', () => undefined);
     this.tls = new TLSSocket(raw, { isServer: true, secureContext: relay.secureContext });
+    this.writer.socket = this.tls;
     this.tls.on('error', () => undefined);
     this.tls.once('secure', () => this.run(relay.options.hooks?.connection, () => this.startReading()));
     raw.once('close', () => {
@@ -334,7 +336,7 @@ export class FakeConnection {
       for (const t of this.timers) clearTimeout(t);
       this.timers.clear();
       for (const wake of [...this.sleepers]) wake(new ConnectionGone());
-      this.queue = [];
+      this.writer.clear();
       resolveClosed();
     });
   }
@@ -348,17 +350,8 @@ export class FakeConnection {
   /** Queues bytes; everything queued in one event-loop turn goes out in one write. */
   write(bytes: Uint8Array): void {
     if (this.isClosed) return;
-    this.queue.push(bytes);
-    this.queued += bytes.length;
     this.relay.stats.bytesOut += bytes.length;
-    if (this.queued >= 64 * 1024) this.flushNow();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        this.flushNow();
-      });
-    }
+    this.writer.send(bytes);
   }
 
   /** Packs and queues a cell with the negotiated link protocol. */
@@ -370,19 +363,13 @@ export class FakeConnection {
   flush(): Promise<void> {
     return new Promise((resolve) => {
       if (this.isClosed) return resolve();
-      this.flushNow(resolve);
+      this.writer.flush(resolve);
     });
   }
 
-  private flushNow(done?: () => void): void {
-    if (this.queue.length === 0 || this.isClosed) {
-      done?.();
-      return;
-    }
-    const bytes = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
-    this.queue = [];
-    this.queued = 0;
-    this.tls.write(bytes, () => done?.());
+  /** Bytes the client sent after its VERSIONS cell (partial cells included). */
+  get bytesAfterVersions(): number {
+    return this.bytesIn - this.versionsLength;
   }
 
   /** Resolves when the socket's buffer has drained (at once if it is not over its mark). */
@@ -428,7 +415,7 @@ export class FakeConnection {
 
   /** Closes TLS in an orderly way (close_notify, FIN). */
   end(): void {
-    this.flushNow();
+    if (!this.isClosed) this.writer.flush();
     this.tls.end();
   }
 
@@ -484,6 +471,7 @@ export class FakeConnection {
 
   private onBytes(chunk: Uint8Array): void {
     if (this.isClosed) return;
+    this.bytesIn += chunk.length;
     this.decoder.push(chunk);
     for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) {
       if (this.isClosed) return;
@@ -501,6 +489,7 @@ export class FakeConnection {
 
   private onVersions(frame: CellFrame): void {
     this.sawVersions = true;
+    this.versionsLength = frame.length;
     if (frame.command !== 7 || frame.payload.length % 2) {
       this.violation(`the client's first cell is command ${frame.command}, not a well-formed VERSIONS`);
       this.destroy();

@@ -8,8 +8,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ProtocolError } from '../errors.js';
-import { CreatedFastCell, RELAY_DATA_MAX, RELAY_HEADER_LEN, writeCellHeader, writeRelayHeader } from '../cell.js';
-import { HASH_LEN, KDF, LinkProtocol } from '../datatype.js';
+import { CreatedFastCell, RELAY_DATA_MAX, RELAY_HEADER_LEN } from '../codec/cell.js';
+import { writeCellHeader } from '../codec/framing.js';
+import { writeRelayHeader } from '../codec/relaycell.js';
+import { KDF, LinkProtocol } from '../codec/datatype.js';
+import { fastServer } from '../crypto/handshake/fast.js';
 import { Tor1Layer } from '../crypto/relaycrypto.js';
 
 /** A relay message as the relay sees it after decryption. */
@@ -43,10 +46,10 @@ export class RelaySideCircuit {
    * bit of KH (a fault to script).
    */
   createdFast(x: Uint8Array, options: { y?: Uint8Array; tamperKeyHash?: boolean } = {}): Uint8Array {
-    const y = options.y ?? new Uint8Array(randomBytes(HASH_LEN));
-    this.keys = KDF.fromCreateFast(x, y);
-    this.layer = new Tor1Layer(this.keys, 'relay');
-    const kh = this.keys.keyHash.slice();
+    const { y, keys, keyHash } = fastServer(x, (n) => options.y ?? new Uint8Array(randomBytes(n)));
+    this.keys = keys;
+    this.layer = new Tor1Layer(keys, 'relay');
+    const kh = keyHash.slice();
     if (options.tamperKeyHash) kh[0]! ^= 1;
     return new CreatedFastCell(this.circId, kh, y).pack(this.linkProtocol);
   }

@@ -62,7 +62,7 @@ describe('load against a real relay', { skip: testnetSkipReason() }, () => {
       const t0 = performance.now();
       const created = await Promise.allSettled(Array.from({ length: N }, () => relay.createCircuit({ timeoutMs: 60_000 })));
       const createMs = performance.now() - t0;
-      const circuits = created.filter((r): r is PromiseFulfilledResult<RelayCircuit> => r.status === 'fulfilled').map((r) => r.value);
+      const circuits = created.filter((r): r is PromiseFulfilledResult<RelayCircuit<Relay>> => r.status === 'fulfilled').map((r) => r.value);
       const createErrors = created.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
       const idle = await sample(gc);
       const perCircuit = (idle.heap - connected.heap) / Math.max(1, circuits.length);

@@ -1,6 +1,6 @@
 /** test/support/certvectors — the CERTS cells and TLS certificates captured from a private tor network (test/vectors/certs-testnet.json). */
 import { readFileSync } from 'node:fs';
-import { Certificate } from '../../src/datatype.js';
+import { Certificate } from '../../src/codec/datatype.js';
 import { fromHex } from '../../src/codec/bytes.js';
 
 export interface CapturedRelay {

@@ -10,7 +10,7 @@ import { Address, OrportError, type LinkProtocol } from '../../src/index.js';
 import { ChannelMachine, type HandshakeResult } from '../../src/proto/channel.js';
 import { verifyCertsCell, type VerifiedChain } from '../../src/crypto/certs.js';
 import type { CircuitMachine } from '../../src/proto/circuit.js';
-import { BeginDirMsg } from '../../src/relaymsg.js';
+import { BeginDirMsg } from '../../src/codec/relaymsg.js';
 import { fromHex, utf8 } from '../../src/codec/bytes.js';
 
 interface RawCapture {

@@ -10,7 +10,7 @@ import { exitStatus, formatProbe, probeRelay, EXIT } from '../../src/cli/probe.j
 import { formatSummary, parseTargets, progressLine, scanTargets, type ScanResult } from '../../src/cli/scan.js';
 import { BadArgumentError } from '../../src/errors.js';
 import { buildCertChain, generateEd25519Key, generateRsaKey } from '../../src/testing/certchain.js';
-import { fakeRelay, type FakeRelay } from '../support/fakeorport.js';
+import { chainRelay, type ChainRelay } from '../support/chainrelay.js';
 import { flipBit, withCert } from '../support/certvectors.js';
 
 const FP = '1CB13F064E0E62F4D1B1E02A9CAF08226AAEEC40';
@@ -66,13 +66,13 @@ test('probe exit statuses: 0 ok, 1 unreachable, 3 mismatch, 4 broken chain', () 
 const keys = { rsaIdentity: generateRsaKey(1024), tls: generateRsaKey(2048), ed25519Identity: generateEd25519Key(), ed25519Signing: generateEd25519Key() };
 const good = buildCertChain({ keys });
 const other = buildCertChain({ keys: { ...keys, rsaIdentity: generateRsaKey(1024), ed25519Identity: generateEd25519Key() } });
-const fakes: FakeRelay[] = [];
+const fakes: ChainRelay[] = [];
 after(async () => {
   await Promise.all(fakes.map((f) => f.close()));
 });
 /** A fake relay presenting `chain`'s TLS certificate and sending `certs` (default the chain's). */
 const serve = async (certs = good.certificates, chain = good) => {
-  const f = await fakeRelay({ cert: chain.tlsCertificatePem, key: chain.tlsKeyPem }, certs);
+  const f = await chainRelay(chain, certs);
   fakes.push(f);
   return f.port;
 };

@@ -1,6 +1,6 @@
 /**
- * Relay.connect checks who answered, end to end over TLS on loopback: a minimal fake
- * ORPort (VERSIONS, CERTS, AUTH_CHALLENGE, NETINFO) serves a chain built from fresh keys
+ * Relay.connect checks who answered, end to end over TLS on loopback: the fake relay
+ * (VERSIONS, CERTS, AUTH_CHALLENGE, NETINFO; no CREATE_FAST) serves a chain built from fresh keys
  * (src/testing/certchain). Verification is on by default; a pinned identity that differs
  * fails with IdentityMismatchError, a broken chain with CertificateError — both before
  * our NETINFO, so before any circuit can exist; verification can be turned off.
@@ -13,19 +13,19 @@ import { VERIFY_BY_DEFAULT } from '../../src/crypto/certs.js';
 import { buildCertChain, generateEd25519Key, generateRsaKey, type GeneratedChain } from '../../src/testing/certchain.js';
 import { BadArgumentError, CertificateError, IdentityMismatchError } from '../../src/errors.js';
 import { flipBit, withCert } from '../support/certvectors.js';
-import { fakeRelay, type FakeRelay } from '../support/fakeorport.js';
+import { chainRelay, type ChainRelay } from '../support/chainrelay.js';
 
 const keys = { rsaIdentity: generateRsaKey(1024), tls: generateRsaKey(2048), ed25519Identity: generateEd25519Key(), ed25519Signing: generateEd25519Key() };
 const chainA: GeneratedChain = buildCertChain({ keys });
 const chainB: GeneratedChain = buildCertChain({ keys: { ...keys, tls: generateRsaKey(2048) } });
-const tlsOf = (c: GeneratedChain) => ({ cert: c.tlsCertificatePem, key: c.tlsKeyPem });
 
-const relays: FakeRelay[] = [];
+const relays: ChainRelay[] = [];
 after(async () => {
   await Promise.all(relays.map((r) => r.close()));
 });
-async function serve(tls: { cert: string; key: string }, certs: readonly Certificate[]): Promise<FakeRelay> {
-  const r = await fakeRelay(tls, certs);
+/** A fake relay presenting `chain`'s TLS certificate and sending `certs` in its CERTS cell. */
+async function serve(chain: GeneratedChain, certs: readonly Certificate[]): Promise<ChainRelay> {
+  const r = await chainRelay(chain, certs);
   relays.push(r);
   return r;
 }
@@ -44,7 +44,7 @@ const settle = () => new Promise((r) => setTimeout(r, 50));
 
 test('verification is on by default: a good chain connects and relay.identity is what the keys prove', async () => {
   assert.equal(VERIFY_BY_DEFAULT, true);
-  const fake = await serve(tlsOf(chainA), chainA.certificates);
+  const fake = await serve(chainA, chainA.certificates);
   const relay = await Relay.connect('127.0.0.1', fake.port);
   try {
     assert.deepEqual(relay.identity, chainA.identity);
@@ -56,7 +56,7 @@ test('verification is on by default: a good chain connects and relay.identity is
 });
 
 test('a pinned identity that matches connects', async () => {
-  const fake = await serve(tlsOf(chainA), chainA.certificates);
+  const fake = await serve(chainA, chainA.certificates);
   const relay = await Relay.connect('127.0.0.1', fake.port, undefined, { identity: { rsa: chainA.identity.rsa, ed25519: chainA.identity.ed25519 } });
   await relay.close();
   const relay2 = await Relay.connect('127.0.0.1', fake.port, undefined, { identity: { rsa: `$${chainA.identity.rsa.toLowerCase()}` } });
@@ -64,7 +64,7 @@ test('a pinned identity that matches connects', async () => {
 });
 
 test('a wrong pinned RSA or Ed25519 identity: IdentityMismatchError (expected vs seen), before our NETINFO', async () => {
-  const fake = await serve(tlsOf(chainA), chainA.certificates);
+  const fake = await serve(chainA, chainA.certificates);
   const other = buildCertChain({ keys: { ...keys, rsaIdentity: generateRsaKey(1024), ed25519Identity: generateEd25519Key() } });
 
   const rsaErr = await rejection(Relay.connect('127.0.0.1', fake.port, undefined, { identity: { rsa: other.identity.rsa } }));
@@ -81,22 +81,22 @@ test('a wrong pinned RSA or Ed25519 identity: IdentityMismatchError (expected vs
 
   await settle();
   // The client sent nothing after VERSIONS: no NETINFO, so no CREATE could follow.
-  assert.deepEqual(fake.afterVersions.map((b) => b.length), [0, 0]);
+  assert.deepEqual(fake.afterVersions(), [0, 0]);
 });
 
 test('a relay presenting a different TLS certificate than the one its link cert certifies: CertificateError (type 5, tls-certificate)', async () => {
-  const fake = await serve(tlsOf(chainB), chainA.certificates);
+  const fake = await serve(chainB, chainA.certificates);
   const err = await rejection(Relay.connect('127.0.0.1', fake.port));
   assert.ok(err instanceof CertificateError, String(err));
   assert.equal(err.cert, 'type 5 (Ed25519 TLS link cert)');
   assert.equal(err.check, 'tls-certificate');
   await settle();
-  assert.deepEqual(fake.afterVersions.map((b) => b.length), [0]);
+  assert.deepEqual(fake.afterVersions(), [0]);
 });
 
 test('a tampered chain on the wire: CertificateError naming the cert and the check', async () => {
   const tampered = withCert(chainA.certificates, 4, flipBit(chainA.signingCert.encoded, -1));
-  const fake = await serve(tlsOf(chainA), tampered);
+  const fake = await serve(chainA, tampered);
   const err = await rejection(Relay.connect('127.0.0.1', fake.port));
   assert.ok(err instanceof CertificateError, String(err));
   assert.equal(err.cert, 'type 4 (Ed25519 signing-key cert)');
@@ -105,7 +105,7 @@ test('a tampered chain on the wire: CertificateError naming the cert and the che
 });
 
 test('verifyCertificates: false connects to a broken relay (for research); relay.chain and relay.identity are undefined', async () => {
-  const fake = await serve(tlsOf(chainB), chainA.certificates.filter((c) => c.typeInt !== 7));
+  const fake = await serve(chainB, chainA.certificates.filter((c) => c.typeInt !== 7));
   const relay = await Relay.connect('127.0.0.1', fake.port, undefined, { verifyCertificates: false });
   try {
     assert.equal(relay.chain, undefined);

@@ -23,8 +23,8 @@ import { Ed25519Cert, RsaCrossCert, signedWithKeyExtension, hoursSinceEpoch, AFF
 import { buildX509, fingerprintOf, parseX509, x509RsaKey } from '../../src/crypto/x509.js';
 import { buildCertChain, generateEd25519Key, generateRsaKey, type ChainKeys } from '../../src/testing/certchain.js';
 import { CertificateError, IdentityMismatchError } from '../../src/errors.js';
-import { Certificate } from '../../src/datatype.js';
-import { CertsCell } from '../../src/cell.js';
+import { Certificate } from '../../src/codec/datatype.js';
+import { CertsCell } from '../../src/codec/cell.js';
 import { capturedRelays, certOfType, flipBit, withCert, type CapturedRelay } from '../support/certvectors.js';
 
 const RUNS = Number(process.env.ORPORT_FUZZ_RUNS ?? 100);

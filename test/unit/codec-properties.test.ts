@@ -51,10 +51,10 @@ import {
   VPaddingCell,
   decodeRelayMessage,
   CellDecoder,
-  decodeFrame,
   streamIdRule,
   type RelayMessage,
 } from '../../src/index.js';
+import { decodeFrame } from '../../src/codec/cellbase.js';
 
 const RUNS = Number(process.env.ORPORT_FUZZ_RUNS ?? 300);
 const params = { numRuns: RUNS };

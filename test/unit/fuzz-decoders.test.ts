@@ -55,15 +55,15 @@ import {
   TruncateMsg,
   VersionsCell,
   VPaddingCell,
-  decodeFrame,
   decodeRelayMessage,
   parseConsensus,
   parseHttpResponse,
   parseServerDescriptors,
-  readFrame,
   verifyCertsCell,
   type RelayMessage,
 } from '../../src/index.js';
+import { decodeFrame } from '../../src/codec/cellbase.js';
+import { readFrame } from '../../src/codec/framing.js';
 import { Ed25519Cert, RsaCrossCert } from '../../src/crypto/ed25519cert.js';
 import { parseX509, x509RsaKey, x509VerifyRsa } from '../../src/crypto/x509.js';
 import { children, parseTime, readTlv, type Tlv } from '../../src/crypto/der.js';

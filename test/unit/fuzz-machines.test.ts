@@ -29,10 +29,10 @@ import {
   OrportError,
   VersionsCell,
   VPaddingCell,
-  readFrame,
 } from '../../src/index.js';
+import { readFrame } from '../../src/codec/framing.js';
 import { ChannelMachine } from '../../src/proto/channel.js';
-import { BeginDirMsg, ConnectedMsg, EndMsg, SendmeMsg } from '../../src/relaymsg.js';
+import { BeginDirMsg, ConnectedMsg, EndMsg, SendmeMsg } from '../../src/codec/relaymsg.js';
 import { RelaySideCircuit } from '../../src/testing/relayside.js';
 import { replaySession, session, type ReplayOutcome } from '../support/session.js';
 import { assertTyped, chunked, fuzz, mutated, typedOrNothing } from '../support/fuzz.js';

@@ -21,13 +21,12 @@ import {
   StreamClosedError,
   VersionsCell,
   VPaddingCell,
-  readFrame,
-  type CellFrame,
 } from '../../src/index.js';
+import { readFrame, type CellFrame } from '../../src/codec/framing.js';
 import { ChannelMachine } from '../../src/proto/channel.js';
 import type { CircuitMachine } from '../../src/proto/circuit.js';
 import { RelaySideCircuit } from '../../src/testing/relayside.js';
-import { EndMsg, SendmeMsg } from '../../src/relaymsg.js';
+import { EndMsg, SendmeMsg } from '../../src/codec/relaymsg.js';
 
 const LP = LinkProtocol.of(5);
 
@@ -44,7 +43,9 @@ function harness(versions: number[] = [3, 4, 5]) {
     const bytes = Buffer.concat(sent.splice(0));
     const frames: CellFrame[] = [];
     for (let at = 0; at < bytes.length; ) {
-      const f = readFrame(bytes, at, at === 0 && frames.length === 0 && bytes[2] === 7 ? LinkProtocol.of(2) : lp);
+      // A VERSIONS cell first has a 2-byte circuit id 0 (a circuit cell's 4-byte id has its MSB set).
+      const versionsFirst = at === 0 && bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 7;
+      const f = readFrame(bytes, at, versionsFirst ? LinkProtocol.of(2) : lp);
       assert.ok(typeof f !== 'number', 'we sent a partial cell');
       frames.push({ ...f, payload: f.payload.slice() });
       at += f.length;

@@ -7,10 +7,10 @@
  * RELAY cell owns those). `encode()` → bytes; `X.decode(body)` → X or DecodeError.
  */
 import { isIPv6 } from 'node:net';
-import { BadArgumentError, DecodeError } from './errors.js';
-import { EMPTY, Reader, Writer, latin1 } from './codec/bytes.js';
+import { BadArgumentError, DecodeError } from '../errors.js';
+import { EMPTY, Reader, Writer, latin1 } from './bytes.js';
 import { Address, AddrType, CloseReason, EndReason, LinkSpecifier } from './datatype.js';
-import { RELAY_DATA_MAX } from './cell.js';
+import { RELAY_DATA_MAX } from './relaycell.js';
 
 /** Does a relay command need a stream id, forbid one, or allow both (tor-spec 6.1, 7)? */
 export type StreamIdRule = 'required' | 'disallowed' | 'either';
