@@ -19,6 +19,7 @@ export type ErrorKind =
   | 'network' // the socket failed (refused, reset, unreachable, TLS)
   | 'limit' // a configured cap was hit
   | 'environment' // the machine lacks something (tor not installed, not root)
+  | 'directory' // a directory document is not trustworthy (signatures, validity), or no cache gave one
   | 'internal'; // a bug in orport
 
 export type ErrorCode =
@@ -38,6 +39,7 @@ export type ErrorCode =
   | 'E_NETWORK'
   | 'E_LIMIT'
   | 'E_ENVIRONMENT'
+  | DirectoryErrorCode
   | 'E_INTERNAL';
 
 export interface OrportErrorOptions {
@@ -218,6 +220,31 @@ export class LimitError extends OrportError {
 export class EnvironmentError extends OrportError {
   constructor(message: string, options?: OrportErrorOptions) {
     super('E_ENVIRONMENT', 'environment', message, options);
+  }
+}
+
+/** What a directory document or fetch failed (dir-spec §3, §5). */
+export type DirectoryErrorCode =
+  | 'E_DIR_SIGNATURES' // too few configured authorities signed validly
+  | 'E_DIR_EXPIRED' // now is past valid-until (beyond the clock tolerance)
+  | 'E_DIR_NOT_YET_VALID' // now is before valid-after (beyond the clock tolerance)
+  | 'E_DIR_CERT' // an authority key certificate does not verify (or has expired)
+  | 'E_DIR_DIGEST' // microdescriptors that don't match the digests asked for
+  | 'E_DIR_STALE' // a consensus no newer than the one held
+  | 'E_DIR_HTTP' // a cache answered another HTTP status than 200
+  | 'E_DIR_FETCH'; // no source gave a usable document
+
+/**
+ * A directory document is not to be trusted, or could not be had: `code` says which rule
+ * failed; the message names the authorities whose signatures did and did not verify, or
+ * what each source did.
+ */
+export class DirectoryError extends OrportError {
+  override readonly code: DirectoryErrorCode;
+
+  constructor(code: DirectoryErrorCode, message: string, options?: OrportErrorOptions) {
+    super(code, 'directory', message, options);
+    this.code = code;
   }
 }
 

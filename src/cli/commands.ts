@@ -1,9 +1,10 @@
 /** cli/commands — the registry of subcommands, in the order `--help` lists them. */
 import type { Command } from './command.js';
+import { consensusCommand } from './consensus.js';
 import { demoCommand } from './demo.js';
 import { dirCommand } from './dir.js';
 import { probeCommand } from './probe.js';
 import { scanCommand } from './scan.js';
 import { testnetCommand } from './testnet.js';
 
-export const commands: readonly Command[] = [demoCommand, dirCommand, probeCommand, scanCommand, testnetCommand];
+export const commands: readonly Command[] = [demoCommand, consensusCommand, dirCommand, probeCommand, scanCommand, testnetCommand];
