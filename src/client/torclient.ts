@@ -294,14 +294,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       path,
       async (result) => {
         const text = latin1Text(result.body);
-        const missing = this.missingCertIdents(text);
-        if (missing.length) {
-          this.progress('certificates', 0, missing.length, `fetching ${missing.length} key certificates from ${result.source.name}`);
-          const certs = await this.dir.fetch(result.source, `/tor/keys/fp/${missing.join('+')}.z`, { signal });
-          const fresh = usableCerts(latin1Text(certs.body), this.now(), []);
-          this.certs = mergeCerts(this.certs, fresh);
-          this.progress('certificates', fresh.length, missing.length, `${fresh.length} key certificates verified`);
-        }
+        await this.fetchCerts(text, result.source, signal);
         this.install(text, this.now());
         if (this.cache) {
           await this.cache.write('consensus', text);
@@ -310,6 +303,30 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       },
       { parallel, signal },
     );
+  }
+
+  private certsInFlight: Promise<void> | undefined;
+
+  /**
+   * Fetches the certificates `text`'s signers need that we lack, from `source` (where the
+   * consensus came from). Concurrent consensus answers share one fetch.
+   */
+  private async fetchCerts(text: string, source: DirSource, signal: AbortSignal): Promise<void> {
+    while (this.certsInFlight) await this.certsInFlight.catch(() => undefined);
+    const missing = this.missingCertIdents(text);
+    if (missing.length === 0) return;
+    this.certsInFlight = (async () => {
+      this.progress('certificates', 0, missing.length, `fetching ${missing.length} key certificates from ${source.name}`);
+      const certs = await this.dir.fetch(source, `/tor/keys/fp/${missing.join('+')}.z`, { signal });
+      const fresh = usableCerts(latin1Text(certs.body), this.now(), []);
+      this.certs = mergeCerts(this.certs, fresh);
+      this.progress('certificates', fresh.length, missing.length, `${fresh.length} key certificates verified`);
+    })();
+    try {
+      await this.certsInFlight;
+    } finally {
+      this.certsInFlight = undefined;
+    }
   }
 
   /** v3idents of configured authorities that signed `text` and whose certificate we lack. */
