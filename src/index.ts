@@ -40,3 +40,31 @@ export {
 export { Ed25519Cert, RsaCrossCert, type Ed25519CertFields, type Ed25519CertExtension } from './crypto/ed25519cert.js';
 export { parseHttpResponse, type HttpResponse } from './dir/http.js';
 export { parseConsensus, parseServerDescriptors, type Consensus, type RouterStatus, type ServerDescriptor } from './dir/documents.js';
+export {
+  parseConsensusDocument,
+  parseProtocols,
+  type Consensus as ConsensusDocument,
+  type MicrodescConsensus,
+  type RouterEntry,
+  type DirSourceEntry,
+  type ConsensusSignature,
+  type ParseConsensusOptions,
+} from './dir/consensus.js';
+export { parseAuthorityCerts, verifyAuthorityCert, verifyAuthorityCerts, type AuthorityCert } from './dir/authcert.js';
+export { parseMicrodescs, type Microdesc } from './dir/microdesc.js';
+export { verifyConsensus, verifyMicrodescs, type AuthorityList, type VerifyOptions as ConsensusVerifyOptions, type VerifiedConsensus, type SignatureCheck } from './dir/verify.js';
+export { Network, TorrcError, type DirAuthority, type FallbackDir, type NetworkRules, type DirectorySource } from './dir/network.js';
+export {
+  TorClient,
+  refreshTimeFor,
+  DEFAULT_BOOTSTRAP_TIMEOUT_MS,
+  DEFAULT_CLOCK_TOLERANCE_MS,
+  type TorClientOptions,
+  type TorClientStats,
+  type ConsensusView,
+  type RelayInfo,
+  type BootstrapProgress,
+  type BootstrapStep,
+} from './client/torclient.js';
+export { DirectoryClient, type DirSource, type DirFetchResult, type DirClientOptions, type FetchAnyOptions, type DirStats } from './client/dirclient.js';
+export { DirCache, CACHE_FILES } from './client/dircache.js';

@@ -151,6 +151,89 @@ function atMostOnce(items: Map<string, Item[]>, keyword: string): Item | undefin
 }
 
 /**
+ * Reads the router entries starting at `items[i]` (dir-spec §3.4.1 "r" … lines). `strict`
+ * applies tor 0.4.9's rules (ascending identities; s, pr and, in the microdesc flavour, m
+ * in every entry); lenient reading is for tools that look at fragments.
+ */
+export function readRouters(items: readonly Item[], start: number, flavor: 'microdesc' | 'ns', strict: boolean): { routers: RouterEntry[]; next: number } {
+  let i = start;
+  const routers: RouterEntry[] = [];
+  let previous = '';
+  while (i < items.length && items[i]!.keyword === 'r') {
+    const r = items[i++]!;
+    const a = argsOf(r);
+    const md = flavor === 'microdesc';
+    const need = md ? 7 : 8;
+    if (a.length < need) throw docError(WHAT, r.line, r.start, `r needs ${need} arguments, got ${a.length}`);
+    const rsa = identityHex(a[1], r);
+    if (strict && !(previous < rsa)) throw docError(WHAT, r.line, r.start, `router ${a[0]} is not in ascending order of identity (after ${previous})`);
+    previous = rsa;
+    const o = md ? 0 : 1;
+    let ipv6: RouterEntry['ipv6'];
+    let flags: string[] | undefined;
+    let versionLine: string | undefined;
+    let protocols: Record<string, string> | undefined;
+    let bandwidth: number | undefined;
+    let unmeasured = false;
+    let microdescDigest: string | undefined;
+    let policy: string | undefined;
+    for (; i < items.length; i++) {
+      const item = items[i]!;
+      const k = item.keyword;
+      if (k === 'r' || k === 'directory-footer' || k === 'directory-signature' || k === 'bandwidth-weights') break;
+      if (k === 'a') {
+        if (ipv6) continue;
+        const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(item.args);
+        if (!m || Number(m[2]) > 65535) throw docError(WHAT, item.line, item.start, `a: ${JSON.stringify(item.args)} is not [IPv6]:port`);
+        ipv6 = { address: m[1]!, port: Number(m[2]) };
+      } else if (k === 's') {
+        if (flags) throw docError(WHAT, item.line, item.start, 's appears twice in one router entry');
+        flags = argsOf(item);
+      } else if (k === 'v') {
+        versionLine ??= item.args;
+      } else if (k === 'pr') {
+        if (protocols) throw docError(WHAT, item.line, item.start, 'pr appears twice in one router entry');
+        protocols = parseProtocols(item.args, item);
+      } else if (k === 'w') {
+        if (bandwidth !== undefined) continue;
+        for (const kv of argsOf(item)) {
+          if (kv.startsWith('Bandwidth=')) bandwidth = parseIntArg(kv.slice(10), item, WHAT);
+          else if (kv === 'Unmeasured=1') unmeasured = true;
+        }
+      } else if (k === 'm' && md) {
+        microdescDigest ??= Buffer.from(parseBase64(argsOf(item)[0], 32, item, WHAT)).toString('base64').replace(/=+$/, '');
+      } else if (k === 'p' && !md) {
+        policy ??= item.args;
+      }
+    }
+    if (strict) {
+      if (!flags) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no s line`);
+      // tor 0.4.9 requires pr in every entry (ns_parse.c rtrstatus_token_table: T1).
+      if (!protocols) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no pr line`);
+      if (md && microdescDigest === undefined) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no m line`);
+    }
+    routers.push({
+      nickname: a[0]!,
+      rsa,
+      address: parseIPv4(a[4 + o], r),
+      orPort: parseIntArg(a[5 + o], r, WHAT, 0, 65535),
+      dirPort: parseIntArg(a[6 + o], r, WHAT, 0, 65535),
+      ipv6,
+      flags: flags ?? [],
+      version: versionLine,
+      protocols: protocols ?? {},
+      bandwidth,
+      unmeasured,
+      microdescDigest: microdescDigest ?? '',
+      descriptorDigest: md ? undefined : Buffer.from(parseBase64(a[2], 20, r, WHAT)).toString('hex').toUpperCase(),
+      policy,
+      line: r.line,
+    });
+  }
+  return { routers, next: i };
+}
+
+/**
  * Parses a consensus (latin1 text: see dir/netdoc). A DecodeError names the line of the
  * first thing that is wrong.
  */
@@ -241,77 +324,9 @@ export function parseConsensusDocument(text: string, options: ParseConsensusOpti
   }
 
   // --- router entries
-  const routers: RouterEntry[] = [];
-  let previous = '';
-  while (i < items.length && items[i]!.keyword === 'r') {
-    const r = items[i++]!;
-    const a = argsOf(r);
-    const md = flavor === 'microdesc';
-    const need = md ? 7 : 8;
-    if (a.length < need) throw docError(WHAT, r.line, r.start, `r needs ${need} arguments, got ${a.length}`);
-    const rsa = identityHex(a[1], r);
-    if (!(previous < rsa)) throw docError(WHAT, r.line, r.start, `router ${a[0]} is not in ascending order of identity (after ${previous})`);
-    previous = rsa;
-    const o = md ? 0 : 1;
-    let ipv6: RouterEntry['ipv6'];
-    let flags: string[] | undefined;
-    let versionLine: string | undefined;
-    let protocols: Record<string, string> | undefined;
-    let bandwidth: number | undefined;
-    let unmeasured = false;
-    let microdescDigest: string | undefined;
-    let policy: string | undefined;
-    for (; i < items.length; i++) {
-      const item = items[i]!;
-      const k = item.keyword;
-      if (k === 'r' || k === 'directory-footer' || k === 'directory-signature' || k === 'bandwidth-weights') break;
-      if (k === 'a') {
-        if (ipv6) continue;
-        const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(item.args);
-        if (!m || Number(m[2]) > 65535) throw docError(WHAT, item.line, item.start, `a: ${JSON.stringify(item.args)} is not [IPv6]:port`);
-        ipv6 = { address: m[1]!, port: Number(m[2]) };
-      } else if (k === 's') {
-        if (flags) throw docError(WHAT, item.line, item.start, 's appears twice in one router entry');
-        flags = argsOf(item);
-      } else if (k === 'v') {
-        versionLine ??= item.args;
-      } else if (k === 'pr') {
-        if (protocols) throw docError(WHAT, item.line, item.start, 'pr appears twice in one router entry');
-        protocols = parseProtocols(item.args, item);
-      } else if (k === 'w') {
-        if (bandwidth !== undefined) continue;
-        for (const kv of argsOf(item)) {
-          if (kv.startsWith('Bandwidth=')) bandwidth = parseIntArg(kv.slice(10), item, WHAT);
-          else if (kv === 'Unmeasured=1') unmeasured = true;
-        }
-      } else if (k === 'm' && md) {
-        microdescDigest ??= Buffer.from(parseBase64(argsOf(item)[0], 32, item, WHAT)).toString('base64').replace(/=+$/, '');
-      } else if (k === 'p' && !md) {
-        policy ??= item.args;
-      }
-    }
-    if (!flags) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no s line`);
-    // tor 0.4.9 requires pr in every entry (ns_parse.c rtrstatus_token_table: T1).
-    if (!protocols) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no pr line`);
-    if (md && microdescDigest === undefined) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no m line`);
-    routers.push({
-      nickname: a[0]!,
-      rsa,
-      address: parseIPv4(a[4 + o], r),
-      orPort: parseIntArg(a[5 + o], r, WHAT, 0, 65535),
-      dirPort: parseIntArg(a[6 + o], r, WHAT, 0, 65535),
-      ipv6,
-      flags,
-      version: versionLine,
-      protocols,
-      bandwidth,
-      unmeasured,
-      microdescDigest: microdescDigest ?? '',
-      descriptorDigest: md ? undefined : Buffer.from(parseBase64(a[2], 20, r, WHAT)).toString('hex').toUpperCase(),
-      policy,
-      line: r.line,
-    });
-  }
+  const read = readRouters(items, i, flavor, true);
+  const routers = read.routers;
+  i = read.next;
 
   // --- footer
   let bandwidthWeights: Record<string, number> = {};

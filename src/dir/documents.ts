@@ -6,6 +6,8 @@
  * Layer: codec core. No I/O. Signatures are not checked here.
  */
 import { DecodeError } from '../errors.js';
+import { argsOf, tokenize } from './netdoc.js';
+import { readRouters } from './consensus.js';
 
 export interface RouterStatus {
   nickname: string;
@@ -35,63 +37,42 @@ export function base64ToHex(b64: string): string {
   return Buffer.from(b64, 'base64').toString('hex').toUpperCase();
 }
 
+/**
+ * Router entries of a consensus (either flavour), leniently: fragments without
+ * signatures or `pr` lines are fine. The same tokenizer and entry reader as dir/consensus,
+ * which checks a whole document as tor does (use dir/verify to trust one).
+ */
 export function parseConsensus(text: string): Consensus {
-  const lines = text.split('\n');
-  if (!lines[0]?.startsWith('network-status-version 3')) {
-    throw new DecodeError('consensus', 0, `expected 'network-status-version 3', got ${JSON.stringify((lines[0] ?? '').slice(0, 60))}`);
+  if (!text.startsWith('network-status-version 3')) {
+    throw new DecodeError('consensus', 0, `expected 'network-status-version 3', got ${JSON.stringify(text.slice(0, Math.min(60, text.indexOf('\n') >>> 0)))}`);
   }
-  const flavor = lines[0].includes('microdesc') ? 'microdesc' : 'ns';
+  const items = tokenize(text, 'consensus');
+  const flavor = items[0]!.args.includes('microdesc') ? 'microdesc' : 'ns';
   const consensus: Consensus = { flavor, validAfter: undefined, params: {}, routers: [] };
-  let current: RouterStatus | undefined;
-  for (const line of lines) {
-    const [keyword, ...args] = line.split(' ');
-    switch (keyword) {
-      case 'valid-after':
-        consensus.validAfter = args.join(' ');
-        break;
-      case 'params':
-        for (const kv of args) {
-          const [k, v] = kv.split('=');
-          if (k && v !== undefined) consensus.params[k] = Number(v);
-        }
-        break;
-      case 'r': {
-        // ns: r nick id digest date time ip orport dirport; microdesc: r nick id date time ip orport dirport
-        const ns = flavor === 'ns';
-        if (args.length < (ns ? 8 : 7)) throw new DecodeError('consensus', -1, `short 'r' line: ${JSON.stringify(line.slice(0, 80))}`);
-        const at = ns ? 5 : 4;
-        current = {
-          nickname: args[0]!,
-          fingerprint: base64ToHex(args[1]!),
-          address: args[at]!,
-          orPort: Number(args[at + 1]),
-          dirPort: Number(args[at + 2]),
-          flags: [],
-          bandwidth: undefined,
-          microdescDigest: undefined,
-          version: undefined,
-        };
-        consensus.routers.push(current);
-        break;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    if (item.keyword === 'valid-after') consensus.validAfter ??= item.args;
+    else if (item.keyword === 'params') {
+      for (const kv of argsOf(item)) {
+        const [k, v] = kv.split('=');
+        if (k && v !== undefined) consensus.params[k] = Number(v);
       }
-      case 's':
-        if (current) current.flags = args.filter(Boolean);
-        break;
-      case 'v':
-        if (current) current.version = args.join(' ');
-        break;
-      case 'm':
-        if (current) current.microdescDigest = args[0];
-        break;
-      case 'w':
-        if (current) {
-          const bw = args.find((a) => a.startsWith('Bandwidth='));
-          if (bw) current.bandwidth = Number(bw.slice('Bandwidth='.length));
-        }
-        break;
-      case 'directory-footer':
-        current = undefined;
-        break;
+    } else if (item.keyword === 'r') {
+      const read = readRouters(items, i, flavor, false);
+      for (const r of read.routers) {
+        consensus.routers.push({
+          nickname: r.nickname,
+          fingerprint: r.rsa,
+          address: r.address,
+          orPort: r.orPort,
+          dirPort: r.dirPort,
+          flags: [...r.flags],
+          bandwidth: r.bandwidth,
+          microdescDigest: flavor === 'microdesc' ? r.microdescDigest || undefined : undefined,
+          version: r.version,
+        });
+      }
+      i = read.next - 1;
     }
   }
   return consensus;

@@ -24,3 +24,17 @@ export {
 } from './fakerelay.js';
 export { buildCertChain, generateChainKeys, type GeneratedChain, type ChainOptions, type ChainKeys } from './certchain.js';
 export { RelaySideCircuit, relayPieces, type RelayMessageIn } from './relayside.js';
+export {
+  makeAuthorities,
+  makeRelays,
+  makeConsensus,
+  microdescText,
+  certify,
+  signDigest,
+  dirTime,
+  dirAuthorityTorrc,
+  type SyntheticAuthority,
+  type SyntheticRelay,
+  type ConsensusOptions,
+  type AuthorityOptions,
+} from './dirdocs.js';
