@@ -103,6 +103,10 @@ const DIR_GUARDS = 3;
 /** What the client did on the network, for tests and `orport consensus --json`. */
 export interface TorClientStats {
   readonly directory: DirStats;
+  /** Where the current consensus came from ('cache', or the source's name). */
+  readonly consensusSource: string | undefined;
+  /** The directory guards chosen for fetches after bootstrap (nicknames). */
+  readonly directoryGuards: readonly string[];
   /** Documents taken from the cache at the last bootstrap. */
   readonly fromCache: { consensus: boolean; certificates: number; microdescs: number };
 }
@@ -126,6 +130,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   private refreshing: Promise<void> | undefined;
   private closed = false;
   private dirGuards: DirSource[] = [];
+  private consensusSource: string | undefined;
   readonly fromCache = { consensus: false, certificates: 0, microdescs: 0 };
 
   private constructor(
@@ -179,7 +184,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   }
 
   get stats(): TorClientStats {
-    return { directory: this.dir.stats, fromCache: this.fromCache };
+    return { directory: this.dir.stats, fromCache: this.fromCache, consensusSource: this.consensusSource, directoryGuards: this.dirGuards.map((g) => g.name) };
   }
 
   /** Stops refreshing and closes every connection. Idempotent. */
@@ -254,6 +259,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       try {
         this.install(consensusText, now);
         this.fromCache.consensus = true;
+        this.consensusSource = 'cache';
       } catch (err) {
         cache.problems.push(`ignored the cached consensus: ${(err as Error).message}`);
       }
@@ -296,6 +302,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
         const text = latin1Text(result.body);
         await this.fetchCerts(text, result.source, signal);
         this.install(text, this.now());
+        this.consensusSource = result.source.name;
         if (this.cache) {
           await this.cache.write('consensus', text);
           await this.cache.write('certs', this.certs.map((c) => c.text).join(''));

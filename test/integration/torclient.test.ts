@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Network } from '../../src/dir/network.js';
-import { TorClient, type BootstrapProgress } from '../../src/client/torclient.js';
+import { TorClient, type BootstrapProgress, type ConsensusView } from '../../src/client/torclient.js';
 import { CACHE_FILES } from '../../src/client/dircache.js';
 import { httpGetText } from '../../src/testnet/dirport.js';
 import { noLeaks } from '../support/leaks.js';
@@ -133,6 +133,36 @@ describe('TorClient.create on the private network', { skip: testnetSkipReason() 
           await client.close();
         }
       }
+    }
+  });
+
+  it('refreshes in the background on dir-spec 5.1\'s schedule, from directory guards, and installs the newer consensus', async () => {
+    const client = await TorClient.create({ network: network(), timeoutMs: 60_000 });
+    try {
+      const first = client.consensus;
+      const due = client.refreshTime();
+      assert.ok(due.getTime() >= first.freshUntil.getTime(), `the refresh is due after fresh-until (${due.toISOString()})`);
+      assert.ok(due.getTime() <= first.validUntil.getTime(), `and before valid-until (${due.toISOString()})`);
+      const next = await new Promise<ConsensusView>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no refresh within 60 s')), 60_000);
+        client.once('consensus', (view) => {
+          clearTimeout(timer);
+          resolve(view);
+        });
+        client.once('refreshError', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+      assert.ok(next.validAfter > first.validAfter, `${next.validAfter.toISOString()} after ${first.validAfter.toISOString()}`);
+      assert.ok(next.signedBy.length >= network().requiredSignatures);
+      assert.strictEqual(client.consensus, next);
+      const guards = new Set(first.relays.filter((r) => ['Guard', 'Stable', 'Fast', 'Valid', 'V2Dir'].every((f) => r.flags.includes(f))).map((r) => r.nickname));
+      assert.equal(client.stats.directoryGuards.length, Math.min(3, guards.size));
+      for (const g of client.stats.directoryGuards) assert.ok(guards.has(g), `${g} is eligible as a directory guard`);
+      assert.ok(client.stats.directoryGuards.includes(client.stats.consensusSource!), `fetched from a directory guard (${client.stats.consensusSource})`);
+    } finally {
+      await client.close();
     }
   });
 
