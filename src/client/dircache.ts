@@ -60,9 +60,4 @@ export class DirCache {
       return false;
     }
   }
-
-  /** Removes a file that turned out to be unusable. */
-  async remove(entry: CacheEntry): Promise<void> {
-    await rm(join(this.dir, CACHE_FILES[entry]), { force: true }).catch(() => undefined);
-  }
 }

@@ -120,7 +120,6 @@ export interface TorClientEvents {
 
 export class TorClient extends EventEmitter<TorClientEvents> {
   private view: ConsensusView | undefined;
-  private consensusText = '';
   private certs: AuthorityCert[] = [];
   private readonly microdescs = new Map<string, Microdesc>();
   private readonly dir: DirectoryClient;
@@ -283,7 +282,6 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     if (this.view && verified.consensus.validAfter.getTime() <= this.view.validAfter.getTime()) {
       throw new DirectoryError('E_DIR_STALE', `the consensus of ${verified.consensus.validAfter.toISOString()} is not newer than ours (${this.view.validAfter.toISOString()})`);
     }
-    this.consensusText = text;
     this.view = buildView(verified.consensus, verified.signedBy, this.microdescs);
   }
 

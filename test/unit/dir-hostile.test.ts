@@ -183,3 +183,28 @@ test('a consensus signed by authorities the network does not list, or by a minor
     }
   }
 });
+
+test('an AbortSignal or the bootstrap timeout ends a bootstrap against silent caches at once: AbortError / TimeoutError', async () => {
+  const { network: net, relays: caches } = await network(['silent', 'silent', 'silent']);
+  try {
+    await noLeaks(async () => {
+      const controller = new AbortController();
+      const t0 = performance.now();
+      setTimeout(() => controller.abort(new Error('the user gave up')), 300);
+      await assert.rejects(TorClient.create({ ...options, network: net, signal: controller.signal }), (err: unknown) => {
+        assert.ok(err instanceof OrportError && err.code === 'E_ABORTED', String(err));
+        return true;
+      });
+      // Before any request could have timed out on its own: the abort ended it.
+      assert.ok(performance.now() - t0 < options.directory.requestTimeoutMs, 'aborted before the requests timed out');
+      const t1 = performance.now();
+      await assert.rejects(TorClient.create({ ...options, network: net, timeoutMs: 500 }), (err: unknown) => {
+        assert.ok(err instanceof OrportError && err.code === 'E_TIMEOUT', String(err));
+        return true;
+      });
+      assert.ok(performance.now() - t1 < options.directory.requestTimeoutMs, 'the bootstrap timeout, not a request timeout, ended it');
+    });
+  } finally {
+    await Promise.all(caches.map((c) => c.close()));
+  }
+});
