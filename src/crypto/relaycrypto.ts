@@ -124,6 +124,11 @@ export class CircuitCrypto {
     this.layers.push(layer);
   }
 
+  /** Drops the layers of the hops after `hops` (a TRUNCATED from hop `hops`). */
+  truncate(hops: number): void {
+    this.layers.length = Math.min(this.layers.length, hops);
+  }
+
   /** Originates `payload` (plaintext, 509 bytes) for `hop` and encrypts it in place. Returns the full forward digest. */
   encrypt(hop: number, payload: Uint8Array): Uint8Array {
     if (payload.length !== FIXED_PAYLOAD_LEN) throw new BadArgumentError(`relay payloads are ${FIXED_PAYLOAD_LEN} bytes, not ${payload.length}`);

@@ -346,6 +346,7 @@ export class ChannelMachine {
       this.linkProtocol!,
       { sendCell: (cell) => this.out.send(cell) },
       {
+        ...events,
         opened: () => events.opened(),
         destroyed: (error) => {
           this.circuits.delete(circId);

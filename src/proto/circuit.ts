@@ -1,7 +1,9 @@
 /**
- * proto/circuit — one circuit's protocol state machine: the CREATE_FAST handshake,
- * layered relay crypto per hop, relay message dispatch to streams, SENDME flow control
- * (circuit and stream level, v1 authenticated), stream open/data/end, DESTROY.
+ * proto/circuit — one circuit's protocol state machine: the first hop by CREATE_FAST or
+ * CREATE2, more hops by EXTEND2 (tor-spec 5.1.2) and fewer by TRUNCATE, layered relay
+ * crypto per hop, relay message dispatch to streams, SENDME flow control (circuit and
+ * stream level, v1 authenticated), stream open/data/end, DESTROY. The handshakes' maths
+ * is crypto/handshake's: this machine frames their messages and adds the hop they make.
  *
  * Layer: protocol core. No I/O, no clock: cells go out through `CircuitOutput.sendCell`
  * (already framed for the channel), and everything that happens is reported through
@@ -19,6 +21,8 @@ import {
   StreamClosedError,
 } from '../errors.js';
 import {
+  Create2Cell,
+  Created2Cell,
   CreateFastCell,
   CreatedFastCell,
   DestroyCell,
@@ -28,15 +32,27 @@ import {
 } from '../codec/cell.js';
 import { writeCellHeader, type CellFrame } from '../codec/framing.js';
 import { writeRelayHeader } from '../codec/relaycell.js';
-import { CloseReason, EndReason, LinkProtocol, RelayCommand } from '../codec/datatype.js';
+import { CloseReason, EndReason, LinkProtocol, RelayCommand, type LinkSpecifier } from '../codec/datatype.js';
 import { CircuitCrypto, Tor1Layer, type Tor1Keys } from '../crypto/relaycrypto.js';
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
-import { ConnectedMsg, EndMsg, SendmeMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
+import { ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, SendmeMsg, TruncateMsg, TruncatedMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
 
 /** Cell commands (tor-spec 3). */
-const CMD = { RELAY: 3, DESTROY: 4, CREATED_FAST: 6, RELAY_EARLY: 9 } as const;
+const CMD = { RELAY: 3, DESTROY: 4, CREATED_FAST: 6, RELAY_EARLY: 9, CREATED2: 11 } as const;
+
+/**
+ * A circuit handshake in progress (crypto/handshake: ntor, ntor v3): its CREATE2 handshake
+ * type and onion skin, and how to finish it with the relay's reply (CREATED2 / EXTENDED2
+ * HDATA). `finish` throws a HandshakeError when the reply doesn't authenticate.
+ */
+export interface PendingHandshake {
+  readonly type: number;
+  readonly name: string;
+  readonly message: Uint8Array;
+  finish(reply: Uint8Array): Tor1Keys;
+}
 /** tor-spec 5.6: clients send at most this many RELAY_EARLY cells per circuit. */
 export const MAX_RELAY_EARLY = 8;
 
@@ -52,6 +68,12 @@ export interface CircuitEvents {
   destroyed(error: OrportError): void;
   /** Streams were opened (+n) or ended (-n): lets the channel count open streams cheaply. */
   streamsChanged?(delta: number): void;
+  /** An EXTEND2 completed: the circuit now has `hops` hops. */
+  extended?(hops: number): void;
+  /** An EXTEND2 failed (TRUNCATED from the last hop, or a reply that didn't authenticate). */
+  extendFailed?(error: OrportError): void;
+  /** Hop `hop` (0-based) sent TRUNCATED: the hops after it are gone. */
+  truncated?(hop: number, reason: string, reasonInt: number): void;
 }
 
 export interface StreamEvents {
@@ -105,6 +127,9 @@ export class CircuitMachine {
   private readonly hops: Hop[] = [];
   private readonly streams = new Map<number, Stream>();
   private createFast: FastClientState | undefined;
+  /** The CREATE2 or EXTEND2 handshake awaiting its reply. */
+  private pending: PendingHandshake | undefined;
+  private truncating: number | undefined;
   private relayEarlyLeft = MAX_RELAY_EARLY;
   private readonly random: (n: number) => Uint8Array;
   private readonly randomFill: (buf: Uint8Array, offset: number, size: number) => void;
@@ -136,6 +161,91 @@ export class CircuitMachine {
 
   // -------------------------------------------------------------------------------
   // Creation
+
+  /** Hops the circuit has (0 until created). */
+  get hopCount(): number {
+    return this.hops.length;
+  }
+
+  /** Whether an EXTEND2 awaits its EXTENDED2. */
+  get extending(): boolean {
+    return this.pending !== undefined && this.state === 'open';
+  }
+
+  /** tor-spec 5.1: sends CREATE2 with `handshake`'s onion skin (ntor, ntor v3). */
+  startCreate2(handshake: PendingHandshake): void {
+    if (this.state !== 'new') throw new InternalError(`CREATE2 on a circuit in state ${this.state}`);
+    this.pending = handshake;
+    this.state = 'creating';
+    this.send(new Create2Cell(this.circId, handshake.type, handshake.message).pack(this.linkProtocol));
+  }
+
+  private handleCreated2(frame: CellFrame): void {
+    const pending = this.pending;
+    if (this.state !== 'creating' || !pending) throw new ProtocolError(`unexpected CREATED2 on circuit ${this.circId} (state ${this.state})`);
+    const created = Created2Cell.decodePayload(frame.payload, this.circId);
+    this.pending = undefined;
+    this.addHop(pending.finish(created.handshakeData));
+    this.state = 'open';
+    this.events.opened();
+  }
+
+  /**
+   * tor-spec 5.1.2: asks the last hop to extend the circuit to the relay `linkSpecifiers`
+   * name, with `handshake` for it (sent as RELAY_EARLY). The result arrives through
+   * `extended` or `extendFailed`.
+   */
+  extend(linkSpecifiers: readonly LinkSpecifier[], handshake: PendingHandshake): void {
+    this.assertOpen();
+    if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is already extending`);
+    if (this.truncating !== undefined) throw new BadArgumentError(`circuit ${this.circId} is truncating`);
+    const body = new Extend2Msg(linkSpecifiers, handshake.type, handshake.message).encode();
+    this.sendRelay(this.hops.length - 1, 14, 0, body);
+    this.pending = handshake;
+  }
+
+  /** tor-spec 5.4: asks hop `hop` (0-based) to drop the hops after it; TRUNCATED arrives through `truncated`. */
+  truncate(hop: number): void {
+    this.assertOpen();
+    if (!Number.isInteger(hop) || hop < 0 || hop >= this.hops.length - 1) throw new BadArgumentError(`truncate to hop #${hop + 1}: the circuit has ${this.hops.length} hops`);
+    if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is extending`);
+    this.truncating = hop;
+    this.sendRelay(hop, 8, 0, new TruncateMsg().encode());
+  }
+
+  private handleExtended2(hop: number, body: Uint8Array): void {
+    const pending = this.pending;
+    if (!pending || hop !== this.hops.length - 1) throw new ProtocolError(`EXTENDED2 from hop #${hop + 1} of circuit ${this.circId}, which ${pending ? `is extending at hop #${this.hops.length}` : 'asked for no extension'}`);
+    this.pending = undefined;
+    let keys: Tor1Keys;
+    try {
+      keys = pending.finish(Extended2Msg.decode(body).handshakeData);
+    } catch (err) {
+      if (err instanceof OrportError) this.events.extendFailed?.(err);
+      throw err;
+    }
+    this.addHop(keys);
+    this.events.extended?.(this.hops.length);
+  }
+
+  private handleTruncated(hop: number, body: Uint8Array): void {
+    const msg = TruncatedMsg.decode(body);
+    const dropped = this.hops.length - (hop + 1);
+    this.crypto.truncate(hop + 1);
+    this.hops.length = hop + 1;
+    this.truncating = undefined;
+    const ended: Stream[] = [];
+    for (const stream of this.streams.values()) if (stream.hop > hop) ended.push(stream);
+    const error = new CircuitDestroyedError('relay', msg.reason, msg.reasonInt, `hop #${hop + 1} truncated the circuit after it (${dropped} hop${dropped === 1 ? '' : 's'} gone)`);
+    for (const stream of ended) {
+      this.forget(stream);
+      stream.events.ended(error);
+    }
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending) this.events.extendFailed?.(new CircuitDestroyedError('relay', msg.reason, msg.reasonInt, `hop #${hop + 1} could not extend the circuit (TRUNCATED)`));
+    this.events.truncated?.(hop, msg.reason, msg.reasonInt);
+  }
 
   /** tor-spec 5.1.5: sends CREATE_FAST with a fresh X. */
   startCreateFast(): void {
@@ -186,6 +296,9 @@ export class CircuitMachine {
           return;
         case CMD.CREATED_FAST:
           this.handleCreatedFast(frame);
+          return;
+        case CMD.CREATED2:
+          this.handleCreated2(frame);
           return;
         case CMD.DESTROY: {
           const destroy = DestroyCell.decodePayload(frame.payload, this.circId);
@@ -245,6 +358,12 @@ export class CircuitMachine {
         return;
       }
       case 10: // DROP: a long-range dummy
+        return;
+      case 15: // EXTENDED2
+        this.handleExtended2(hop, body);
+        return;
+      case 9: // TRUNCATED
+        this.handleTruncated(hop, body);
         return;
       default:
         // tor-spec 6.1: a recognized cell with a command we don't understand is dropped.
@@ -457,6 +576,9 @@ export class CircuitMachine {
   private finish(error: OrportError): void {
     this.state = 'destroyed';
     this.closeError = error;
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending && this.hops.length > 0) this.events.extendFailed?.(error);
     const streams = [...this.streams.values()];
     this.streams.clear();
     if (streams.length) this.events.streamsChanged?.(-streams.length);
