@@ -11,17 +11,32 @@ import { Readable } from 'node:stream';
 import { BadArgumentError, LimitError, OrportError } from '../errors.js';
 import { utf8 } from '../codec/bytes.js';
 import { BeginDirMsg } from '../codec/relaymsg.js';
-import type { CircuitMachine, StreamHandle } from '../proto/circuit.js';
+import type { CircuitMachine, PendingHandshake, StreamHandle } from '../proto/circuit.js';
 import type { ChannelMachine } from '../proto/channel.js';
 import { boundedWait, startDeadline, type Deadline, type WaitOptions } from './wait.js';
 import type { CellWriter } from './cellwriter.js';
+import { defaultHandshake, handshakeFor, linkSpecifiersFor, type CircuitTarget, type HandshakeKind } from './handshakes.js';
 
 export const DEFAULT_CREATE_TIMEOUT_MS = 10_000;
 export const DEFAULT_DIRECTORY_TIMEOUT_MS = 60_000;
 /** Default cap on a `directory()` response: far above any consensus or descriptor set. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
-export type CreateCircuitOptions = WaitOptions;
+export interface CreateCircuitOptions extends WaitOptions {
+  /**
+   * The first hop's handshake: 'fast' (CREATE_FAST, the default, as in Stem) or a CREATE2
+   * handshake (`ntor`, `ntor-v3`), which needs `target` (the relay's keys from the consensus).
+   */
+  handshake?: 'fast' | HandshakeKind;
+  target?: CircuitTarget;
+}
+
+export interface ExtendOptions extends WaitOptions {
+  /** The new hop's handshake (default: ntor v3 when the target lists Relay=4, else ntor). */
+  handshake?: HandshakeKind;
+}
+
+export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
 
 export interface DirectoryOptions extends WaitOptions {
   /** Fail with a LimitError (and close the stream) past this many response bytes. */
@@ -32,6 +47,8 @@ export interface DirectoryOptions extends WaitOptions {
    * 4.6 ms instead of 8.3 ms; README "Latency"). Without quick ACKs it would cost ~40 ms.
    */
   optimistic?: boolean;
+  /** The hop (0-based) whose directory cache to ask (default: the last hop). */
+  hop?: number;
 }
 
 export interface DirectoryStreamOptions extends Omit<DirectoryOptions, 'maxResponseBytes'> {
@@ -95,17 +112,100 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
 
   /** @internal Creates the circuit on `channel` (use `relay.createCircuit()`). */
   static create<R extends CircuitConnection>(relay: R, channel: ChannelMachine, writer: CellWriter, options: CreateCircuitOptions): Promise<RelayCircuit<R>> {
-    return boundedWait<RelayCircuit<R>>(`CREATED_FAST from ${relay.address}:${relay.port}`, options, DEFAULT_CREATE_TIMEOUT_MS, ({ resolve, reject }) => {
+    const kind = options.handshake ?? 'fast';
+    let pending: PendingHandshake | undefined;
+    try {
+      if (kind !== 'fast') {
+        if (!options.target) throw new BadArgumentError(`a ${kind} handshake needs the relay's keys: pass options.target (rsa, ed25519, ntorOnionKey)`);
+        pending = handshakeFor(kind, options.target, `hop #1 (${relay.address}:${relay.port})`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const what = pending ? `CREATED2 (${pending.name}) from ${relay.address}:${relay.port}` : `CREATED_FAST from ${relay.address}:${relay.port}`;
+    return boundedWait<RelayCircuit<R>>(what, options, DEFAULT_CREATE_TIMEOUT_MS, ({ resolve, reject }) => {
       const machine = channel.newCircuit({
         opened: () => {
           const circuit = new RelayCircuit(relay, machine, writer);
           wrappers.set(machine, circuit);
           resolve(circuit);
         },
-        destroyed: (error) => reject(error),
+        destroyed: (error) => {
+          wrappers.get(machine)?.settleExtend(error);
+          wrappers.get(machine)?.settleTruncate(error);
+          reject(error);
+        },
+        extended: () => wrappers.get(machine)?.settleExtend(null),
+        extendFailed: (error) => wrappers.get(machine)?.settleExtend(error),
+        truncated: () => wrappers.get(machine)?.settleTruncate(null),
       });
-      machine.startCreateFast();
+      if (pending) machine.startCreate2(pending);
+      else machine.startCreateFast();
       return () => machine.destroy();
+    });
+  }
+
+  private extendWaiter: ((error: OrportError | null) => void) | undefined;
+  private truncateWaiter: ((error: OrportError | null) => void) | undefined;
+
+  /** @internal The machine reported TRUNCATED (null), or the circuit is gone. */
+  settleTruncate(error: OrportError | null): void {
+    const waiter = this.truncateWaiter;
+    this.truncateWaiter = undefined;
+    waiter?.(error);
+  }
+
+  /**
+   * Drops the hops after hop `hop` (0-based; tor-spec 5.4: TRUNCATE to that hop, which
+   * answers TRUNCATED). Streams on the dropped hops end. The circuit can then be extended again.
+   */
+  truncate(hop: number, options: WaitOptions = {}): Promise<void> {
+    return boundedWait<void>(`TRUNCATED from hop #${hop + 1} of circuit ${this.id}`, options, DEFAULT_EXTEND_TIMEOUT_MS, ({ resolve, reject }) => {
+      this.truncateWaiter = (error) => (error ? reject(error) : resolve());
+      this.machine.truncate(hop);
+      return (error) => {
+        this.truncateWaiter = undefined;
+        this.machine.destroy(undefined, error);
+      };
+    });
+  }
+
+  /** @internal The machine reported the end of an EXTEND2. */
+  settleExtend(error: OrportError | null): void {
+    const waiter = this.extendWaiter;
+    this.extendWaiter = undefined;
+    waiter?.(error);
+  }
+
+  /** Hops the circuit has. */
+  get hopCount(): number {
+    return this.machine.hopCount;
+  }
+
+  /**
+   * Extends the circuit by one hop to `target` (tor-spec 5.1.2: EXTEND2 in RELAY_EARLY, link
+   * specifiers IPv4, RSA id, Ed25519 id, IPv6; at most 8 per circuit). Resolves when the new
+   * hop's keys are in place; rejects with a HandshakeError (the reply didn't authenticate),
+   * a CircuitDestroyedError (the last hop TRUNCATED: it couldn't reach the target), a
+   * TimeoutError or AbortError (the circuit is then destroyed: an extension half done is of
+   * no use).
+   */
+  extend(target: CircuitTarget, options: ExtendOptions = {}): Promise<void> {
+    let pending: PendingHandshake;
+    let specs: ReturnType<typeof linkSpecifiersFor>;
+    try {
+      pending = handshakeFor(options.handshake ?? defaultHandshake(target), target, `hop #${this.hopCount + 1} (${target.rsa})`);
+      specs = linkSpecifiersFor(target);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return boundedWait<void>(`EXTENDED2 (${pending.name}) for hop #${this.hopCount + 1} (${target.rsa}) on circuit ${this.id}`, options, DEFAULT_EXTEND_TIMEOUT_MS, ({ resolve, reject }) => {
+      this.extendWaiter = (error) => (error ? reject(error) : resolve());
+      this.machine.extend(specs, pending);
+      return (error) => {
+        this.extendWaiter = undefined;
+        this.machine.destroy(undefined, error);
+      };
     });
   }
 
@@ -218,7 +318,7 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
       data: (data) => sink.data(data),
       ended: (error) => sink.ended(error),
       writable: writeRequest,
-    });
+    }, options.hop ?? this.machine.hopCount - 1);
     writeRequest();
     return stream;
   }

@@ -104,9 +104,15 @@ export function sha1Hex(bytes: Uint8Array): string {
   return createHash('sha1').update(bytes).digest('hex').toUpperCase();
 }
 
-/** An RSA public key from PKCS#1 DER. */
+/**
+ * An RSA public key from PKCS#1 DER `RSAPublicKey` (dir-spec §1.2). Node would also take a
+ * private key's DER here and derive its public half; tor refuses that, and so do we.
+ */
 export function rsaKey(der: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.from(der), format: 'der', type: 'pkcs1' });
+  const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'pkcs1' });
+  const canonical = key.export({ format: 'der', type: 'pkcs1' });
+  if (!canonical.equals(Buffer.from(der))) throw new DirectoryError('E_DIR_CERT', `an RSA PUBLIC KEY object holds ${der.length} bytes that are not a PKCS#1 RSAPublicKey (a private key, or trailing bytes)`);
+  return key;
 }
 
 /**

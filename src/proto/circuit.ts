@@ -37,7 +37,7 @@ import { CircuitCrypto, Tor1Layer, type Tor1Keys } from '../crypto/relaycrypto.j
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
-import { ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, SendmeMsg, TruncateMsg, TruncatedMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
+import { ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, SendmeMsg, TruncatedMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
 
 /** Cell commands (tor-spec 3). */
 const CMD = { RELAY: 3, DESTROY: 4, CREATED_FAST: 6, RELAY_EARLY: 9, CREATED2: 11 } as const;
@@ -210,7 +210,8 @@ export class CircuitMachine {
     if (!Number.isInteger(hop) || hop < 0 || hop >= this.hops.length - 1) throw new BadArgumentError(`truncate to hop #${hop + 1}: the circuit has ${this.hops.length} hops`);
     if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is extending`);
     this.truncating = hop;
-    this.sendRelay(hop, 8, 0, new TruncateMsg().encode());
+    // tor reads a reason byte from TRUNCATE's body (relay.c) and refuses an empty body: send reason NONE.
+    this.sendRelay(hop, 8, 0, Uint8Array.of(0));
   }
 
   private handleExtended2(hop: number, body: Uint8Array): void {

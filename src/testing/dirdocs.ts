@@ -9,7 +9,7 @@
  * take any size from 1024 to 4096 bits). Signing is RSA PKCS#1 v1.5 type 1 over the
  * bare digest, as tor signs.
  */
-import { createHash, generateKeyPairSync, privateEncrypt, randomBytes, constants, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, privateEncrypt, randomBytes, constants, type KeyObject } from 'node:crypto';
 
 export interface SyntheticAuthority {
   readonly nickname: string;
@@ -56,8 +56,9 @@ export function signDigest(key: KeyObject, digest: Uint8Array): Uint8Array {
   return new Uint8Array(privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, digest));
 }
 
+/** The PKCS#1 DER of a key pair's public half (what `RSA PUBLIC KEY` objects hold). */
 function pkcs1(key: KeyObject): Uint8Array {
-  return new Uint8Array(key.export({ type: 'pkcs1', format: 'der' }));
+  return new Uint8Array(createPublicKey(key).export({ type: 'pkcs1', format: 'der' }));
 }
 
 export interface AuthorityOptions {

@@ -117,6 +117,14 @@ test('a bad key certificate: E_DIR_CERT (certification, cross-certificate, expir
   assert.match(err.message, /bad-certificate/);
 });
 
+test('an RSA PUBLIC KEY object holding a private key is refused (tor does; Node would derive the public half)', () => {
+  const [cert] = parseAuthorityCerts(certs);
+  const privateDer = new Uint8Array(authorities[0]!.identityKey.export({ type: 'pkcs1', format: 'der' }));
+  const err = dirError(() => verifyAuthorityCert({ ...cert!, identityKey: privateDer, fingerprint: createHash('sha1').update(privateDer).digest('hex').toUpperCase() }, inside));
+  assert.equal(err.code, 'E_DIR_CERT');
+  assert.match(err.message, /not a PKCS#1 RSAPublicKey/);
+});
+
 test('a certificate made for another key is caught by its digests', () => {
   const a = authorities[0]!;
   const b = authorities[1]!;

@@ -1,0 +1,80 @@
+/**
+ * client/handshakes — what a circuit needs to add a hop to a relay: the relay's identity
+ * and keys (`CircuitTarget`, as the verified consensus lists them), the CREATE2/EXTEND2
+ * handshake for it (ntor, ntor v3: crypto/handshake) wrapped as proto/circuit's
+ * `PendingHandshake`, and the EXTEND2 link specifiers in the order tor sends them.
+ *
+ * Layer: client glue, no I/O. The handshakes' maths is crypto/handshake's.
+ */
+import { randomBytes } from 'node:crypto';
+import { BadArgumentError } from '../errors.js';
+import { LinkByEd25519, LinkByFingerprint, LinkByIPv4, LinkByIPv6, type LinkSpecifier } from '../codec/datatype.js';
+import type { PendingHandshake } from '../proto/circuit.js';
+import { ntorClientFinish, ntorClientStart } from '../crypto/handshake/ntor.js';
+import { encodeNtorV3Request, ntorV3ClientFinish, ntorV3ClientStart } from '../crypto/handshake/ntorv3.js';
+
+/** A relay to build a hop to: `TorClient`'s `RelayInfo` is one. */
+export interface CircuitTarget {
+  /** RSA identity fingerprint, 40 hex digits. */
+  readonly rsa: string;
+  /** Ed25519 identity, base64 (unpadded); needed for ntor v3, sent in EXTEND2 when known. */
+  readonly ed25519?: string | undefined;
+  /** The curve25519 ntor onion key, base64 (from the microdescriptor). */
+  readonly ntorOnionKey?: string | undefined;
+  readonly address: string;
+  readonly orPort: number;
+  readonly ipv6?: { readonly address: string; readonly port: number } | undefined;
+  /** Subprotocols (`pr`): ntor v3 needs Relay=4. */
+  readonly protocols?: Readonly<Record<string, string>>;
+}
+
+export type HandshakeKind = 'ntor' | 'ntor-v3';
+
+/** CREATE2 handshake types (tor-spec 5.1). */
+export const HTYPE = { ntor: 2, 'ntor-v3': 3 } as const;
+
+function bytesOf(base64: string | undefined, length: number, what: string, target: CircuitTarget): Uint8Array {
+  const bytes = base64 === undefined ? undefined : new Uint8Array(Buffer.from(base64, 'base64'));
+  if (!bytes || bytes.length !== length) throw new BadArgumentError(`relay ${target.rsa}: ${what} must be ${length} bytes of base64, got ${JSON.stringify(base64 ?? null)}`);
+  return bytes;
+}
+
+/** Does a protover range list ('1-5' or '2,4-6') include `version`? */
+export function supportsVersion(ranges: string | undefined, version: number): boolean {
+  if (!ranges) return false;
+  return ranges.split(',').some((r) => {
+    const [lo, hi] = r.split('-').map(Number);
+    return hi === undefined ? lo === version : lo! <= version && version <= hi;
+  });
+}
+
+/** ntor v3 where the relay lists Relay=4 and has an Ed25519 id (tor's circuit_pick_extend_handshake), else ntor. */
+export function defaultHandshake(target: CircuitTarget): HandshakeKind {
+  return target.ed25519 && supportsVersion(target.protocols?.Relay, 4) ? 'ntor-v3' : 'ntor';
+}
+
+/** A started handshake to `target`. `where` names the hop in errors. */
+export function handshakeFor(kind: HandshakeKind, target: CircuitTarget, where: string, random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n))): PendingHandshake {
+  const ntorKey = bytesOf(target.ntorOnionKey, 32, 'the ntor onion key', target);
+  if (kind === 'ntor') {
+    const rsaId = new Uint8Array(Buffer.from(target.rsa.replace(/^\$/, ''), 'hex'));
+    if (rsaId.length !== 20) throw new BadArgumentError(`relay ${target.rsa}: the RSA identity must be 40 hex digits`);
+    const { state, message } = ntorClientStart({ rsaId, ntorKey }, random);
+    return { type: HTYPE.ntor, name: 'ntor', message, finish: (reply) => ntorClientFinish(state, reply, where) };
+  }
+  if (kind === 'ntor-v3') {
+    const ed25519Id = bytesOf(target.ed25519, 32, 'the Ed25519 identity', target);
+    // CM is an extension list; tor refuses an empty CM, so nothing asked for is `00` (no congestion control yet).
+    const { state, message } = ntorV3ClientStart({ ed25519Id, ntorKey }, encodeNtorV3Request(), random);
+    return { type: HTYPE['ntor-v3'], name: 'ntor v3', message, finish: (reply) => ntorV3ClientFinish(state, reply, where).keys };
+  }
+  throw new BadArgumentError(`unknown circuit handshake ${JSON.stringify(kind)} (known: ntor, ntor-v3)`);
+}
+
+/** EXTEND2 link specifiers (tor-spec 5.1.2), in tor's order: IPv4, RSA id, Ed25519 id, IPv6. */
+export function linkSpecifiersFor(target: CircuitTarget): LinkSpecifier[] {
+  const specs: LinkSpecifier[] = [new LinkByIPv4(target.address, target.orPort), new LinkByFingerprint(target.rsa)];
+  if (target.ed25519) specs.push(new LinkByEd25519(target.ed25519));
+  if (target.ipv6) specs.push(new LinkByIPv6(target.ipv6.address, target.ipv6.port));
+  return specs;
+}
