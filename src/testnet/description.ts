@@ -86,6 +86,8 @@ export interface TestnetDescription {
   readonly dirAuthorityLines: readonly string[];
   /** A torrc-style file holding exactly those lines. */
   readonly dirAuthorityFile: string;
+  /** The network file (`network.torrc`: TestingTorNetwork 1, UseDefaultFallbackDirs 0, the DirAuthority lines) for `Network.fromFile` / `--network`. */
+  readonly networkFile: string;
   readonly socksPort: number | null;
   readonly timings: BootTimings;
 }
@@ -106,7 +108,7 @@ export function parseTestnetDescription(json: string, source = 'testnet descript
   };
   if (!isRecord(value)) return bad('(top level)', 'is not an object');
   if (value.format !== DESCRIPTION_FORMAT) bad('format', `is ${JSON.stringify(value.format)}, expected ${DESCRIPTION_FORMAT}`);
-  for (const field of ['dir', 'jsonPath', 'torVersion', 'dirAuthorityFile'] as const) {
+  for (const field of ['dir', 'jsonPath', 'torVersion', 'dirAuthorityFile', 'networkFile'] as const) {
     if (typeof value[field] !== 'string') bad(field, 'is not a string');
   }
   if (!Array.isArray(value.nodes) || value.nodes.length === 0) return bad('nodes', 'is not a non-empty array');

@@ -4,7 +4,8 @@
  * `startTestnet(options)` checks that this process is in an isolated network
  * namespace (it never re-executes anything itself: see isolation.ts), then:
  * picks ports, makes a temporary directory, prepares keys (3 authorities
- * with tor-gencert, every relay's identity), writes and verifies every torrc,
+ * with tor-gencert, every relay's identity), writes the network file
+ * (network.torrc, for `Network.fromFile`), writes and verifies every torrc,
  * starts a local HTTP server with a random file, starts the authorities,
  * relays and exits, moves the authorities' first vote to just after every
  * authority holds every descriptor (alignFirstVote), waits until every relay serves the
@@ -38,7 +39,7 @@ import { DEFAULT_KEY_CACHE_DIR, prepareNodeKeys, type NodeKeys } from './keys.js
 import { scanLogsForNonLoopback, type AddressFinding } from './logscan.js';
 import { choosePortPlan, DEFAULT_BASE_PORT, findBindFailure, planPorts, type NodeRole, type PortPlan, type RelayRole } from './ports.js';
 import { ManagedProcess, runTool, type ExitInfo } from './process.js';
-import { buildTorrc, dirAuthorityLine, torrcSafetyProblems, withVotingStartOffset, type ExitPolicyKind, type LogLevel, type TorrcNetwork } from './torrc.js';
+import { buildTorrc, dirAuthorityLine, networkTorrc, torrcSafetyProblems, withVotingStartOffset, type ExitPolicyKind, type LogLevel, type TorrcNetwork } from './torrc.js';
 import { abortReason, sleep } from './wait.js';
 
 export const AUTHORITY_COUNT = 3;
@@ -236,6 +237,20 @@ export function firstAlignedSecond(epochSec: number, offset: number, intervalSec
   let second = Math.ceil(epochSec);
   while (((second % intervalSec) + intervalSec) % intervalSec !== offset) second++;
   return second;
+}
+
+/**
+ * Writes the network's two authority files into `dir`: `dirauthorities.torrc`
+ * (the DirAuthority lines only) and `network.torrc` (the network file:
+ * TestingTorNetwork 1, UseDefaultFallbackDirs 0, the DirAuthority lines; see
+ * torrc.ts `networkTorrc`). Returns their paths.
+ */
+export async function writeNetworkFiles(dir: string, dirAuthorityLines: readonly string[]): Promise<{ dirAuthorityFile: string; networkFile: string }> {
+  const dirAuthorityFile = join(dir, 'dirauthorities.torrc');
+  const networkFile = join(dir, 'network.torrc');
+  await writeFile(dirAuthorityFile, `# DirAuthority lines of the orport test network in ${dir}\n${dirAuthorityLines.join('\n')}\n`);
+  await writeFile(networkFile, networkTorrc(dirAuthorityLines, dir));
+  return { dirAuthorityFile, networkFile };
 }
 
 /** After the last descriptor upload, the first valid-after is set at least this far ahead (the vote comes 2 s before it). */
@@ -624,8 +639,7 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
       if (!k?.v3ident) throw new InternalError(`authority ${n.nick} has no v3 identity`);
       return dirAuthorityLine({ nick: n.nick, orPort: portsOf(n).orPort, dirPort: portsOf(n).dirPort, v3ident: k.v3ident, fingerprint: k.fingerprint });
     });
-  const dirAuthorityFile = join(dir, 'dirauthorities.torrc');
-  await writeFile(dirAuthorityFile, `# DirAuthority lines of the orport test network in ${dir}\n${dirAuthorityLines.join('\n')}\n`);
+  const { dirAuthorityFile, networkFile } = await writeNetworkFiles(dir, dirAuthorityLines);
   const torrcNetwork = (offset: number): TorrcNetwork => ({
     dirAuthorityLines,
     resolvConfPath,
@@ -839,6 +853,7 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
     http: { url: `http://127.0.0.1:${ports.httpPort}/file`, port: ports.httpPort, fileBytes: file.bytes, fileSha256: file.sha256 },
     dirAuthorityLines,
     dirAuthorityFile,
+    networkFile,
     socksPort: ports.client?.socksPort ?? null,
     timings,
   };

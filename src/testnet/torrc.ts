@@ -6,6 +6,7 @@
  * `UseDefaultFallbackDirs 0`, and listeners on 127.0.0.1 only; authorities get
  * the fast voting schedule (5 s initial rounds, aligned by
  * `TestingV3AuthVotingStartOffset`), exits a policy accepting 127.0.0.0/8.
+ * `networkTorrc()` is the network's own file (authorities only) for clients.
  * `torrcSafetyProblems()` re-reads a torrc (or a tor command line turned into
  * torrc lines) and lists anything that could let tor leave loopback; the
  * launcher refuses to start tor when it finds one. No I/O here.
@@ -57,6 +58,16 @@ export interface DirAuthorityEntry {
 
 export function dirAuthorityLine(entry: DirAuthorityEntry): string {
   return `DirAuthority ${entry.nick} orport=${entry.orPort} no-v2 v3ident=${entry.v3ident} 127.0.0.1:${entry.dirPort} ${entry.fingerprint}`;
+}
+
+/**
+ * The network file of a test network (`network.torrc`): `TestingTorNetwork 1`,
+ * `UseDefaultFallbackDirs 0` and its DirAuthority lines — what
+ * `Network.fromTorrc` (src/dir/network.ts) and `--network FILE` read. It passes
+ * `torrcSafetyProblems` too.
+ */
+export function networkTorrc(dirAuthorityLines: readonly string[], dir: string): string {
+  return [`# The orport test network in ${dir} (torrc syntax: orport's --network FILE, or a tor torrc)`, 'TestingTorNetwork 1', 'UseDefaultFallbackDirs 0', ...dirAuthorityLines].join('\n') + '\n';
 }
 
 /** Stands in for the real DirAuthority lines while keys are generated (no tor connects to it). */

@@ -92,7 +92,7 @@ function sampleDescription(): Record<string, unknown> {
     nodes: [relay('auth0', 'authority', 0), relay('relay0', 'relay', 1), relay('exit0', 'exit', 2),
       { nick: 'client', role: 'client', pid: 200, dataDir: '/t/client', torrcPath: '/t/client/torrc', logPath: '/t/client/notice.log', detailLogPath: null, controlPort: 15299, socksPort: 15300, orPort: null, dirPort: null, fingerprint: null, ed25519: null, v3ident: null }],
     http: { url: 'http://127.0.0.1:15301/file', port: 15301, fileBytes: 10, fileSha256: 'c'.repeat(64) },
-    dirAuthorityLines: ['DirAuthority auth0 orport=15000 no-v2 v3ident=BBBB 127.0.0.1:15100 0000'], dirAuthorityFile: '/t/dirauthorities.torrc', socksPort: 15300,
+    dirAuthorityLines: ['DirAuthority auth0 orport=15000 no-v2 v3ident=BBBB 127.0.0.1:15100 0000'], dirAuthorityFile: '/t/dirauthorities.torrc', networkFile: '/t/network.torrc', socksPort: 15300,
     timings: { prepareMs: 1, firstConsensusMs: 2, fullConsensusMs: 3, settledMs: 4, clientBootstrappedMs: 5, totalMs: 6, keysFromCache: true },
   };
 }
