@@ -122,8 +122,13 @@ function parseParams(item: Item, sorted: boolean): Record<string, number> {
   return out;
 }
 
-/** A protover list ('Link=1-5 Relay=2'), checked for form, as name → ranges. */
-export function parseProtocols(text: string, item: Item): Record<string, string> {
+/** Parsed protover lists by text: router entries repeat a few dozen distinct `pr` lines. */
+const protocolCache = new Map<string, Readonly<Record<string, string>>>();
+
+/** A protover list ('Link=1-5 Relay=2'), checked for form, as name → ranges (frozen; shared between equal lines). */
+export function parseProtocols(text: string, item: Item): Readonly<Record<string, string>> {
+  const cached = protocolCache.get(text);
+  if (cached) return cached;
   const out: Record<string, string> = {};
   for (const entry of text === '' ? [] : text.split(' ')) {
     const eq = entry.indexOf('=');
@@ -134,6 +139,8 @@ export function parseProtocols(text: string, item: Item): Record<string, string>
     }
     out[name] = ranges;
   }
+  if (protocolCache.size > 4096) protocolCache.clear();
+  protocolCache.set(text, Object.freeze(out));
   return out;
 }
 
@@ -172,7 +179,7 @@ export function readRouters(items: readonly Item[], start: number, flavor: 'micr
     let ipv6: RouterEntry['ipv6'];
     let flags: string[] | undefined;
     let versionLine: string | undefined;
-    let protocols: Record<string, string> | undefined;
+    let protocols: Readonly<Record<string, string>> | undefined;
     let bandwidth: number | undefined;
     let unmeasured = false;
     let microdescDigest: string | undefined;

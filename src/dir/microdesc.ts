@@ -7,8 +7,8 @@
  * Layer: codec core. No I/O. Whether a microdescriptor belongs to the consensus is the
  * caller's check (its digest against the `m` lines); unknown keywords are ignored.
  */
-import { createHash } from 'node:crypto';
-import { argsOf, docError, parseBase64, tokenize } from './netdoc.js';
+import { createHash, hash } from 'node:crypto';
+import { argsOf, docError, parseBase64, tokenize, type Item } from './netdoc.js';
 
 export interface Microdesc {
   /** SHA-256 of the body, base64 unpadded (43 chars): the consensus `m` value. */
@@ -29,6 +29,20 @@ export interface Microdesc {
 }
 
 const WHAT = 'microdescriptor';
+const KEY_BASE64 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?$/;
+
+/** A 32-byte key in base64 as tor writes it (43 characters, '=' optional), unpadded. */
+function base64Key(value: string | undefined, item: Item): string {
+  if (value !== undefined && KEY_BASE64.test(value)) return value.length === 44 ? value.slice(0, 43) : value;
+  parseBase64(value, 32, item, WHAT); // throws the precise DecodeError
+  return value!;
+}
+
+/** SHA-256 of latin1 text, base64 unpadded (one-shot hashing where Node has it). */
+const sha256Base64: (text: string) => string =
+  typeof hash === 'function'
+    ? (text) => (hash('sha256', Buffer.from(text, 'latin1'), 'base64') as string).slice(0, 43)
+    : (text) => createHash('sha256').update(Buffer.from(text, 'latin1')).digest('base64').slice(0, 43);
 
 /** Offsets where microdescriptors start: each line beginning `onion-key` (and `@` annotations end one). */
 function boundaries(text: string): { start: number; end: number; line: number }[] {
@@ -70,15 +84,14 @@ export function parseMicrodescs(text: string): { microdescs: Microdesc[] } {
       switch (item.keyword) {
         case 'ntor-onion-key': {
           if (ntorOnionKey !== undefined) throw docError(WHAT, item.line, item.start, 'ntor-onion-key appears twice');
-          const key = argsOf(item)[0];
-          ntorOnionKey = Buffer.from(parseBase64(key, 32, item, WHAT)).toString('base64').replace(/=+$/, '');
+          ntorOnionKey = base64Key(argsOf(item)[0], item);
           break;
         }
         case 'id': {
           const [type, value] = argsOf(item);
           if (type !== 'ed25519') break;
           if (ed25519 !== undefined) throw docError(WHAT, item.line, item.start, 'more than one id ed25519');
-          ed25519 = Buffer.from(parseBase64(value, 32, item, WHAT)).toString('base64').replace(/=+$/, '');
+          ed25519 = base64Key(value, item);
           break;
         }
         case 'family':
@@ -103,7 +116,7 @@ export function parseMicrodescs(text: string): { microdescs: Microdesc[] } {
       }
     }
     if (ntorOnionKey === undefined) throw docError(WHAT, b.line, b.start, 'no ntor-onion-key');
-    const digest = createHash('sha256').update(Buffer.from(body, 'latin1')).digest('base64').replace(/=+$/, '');
+    const digest = sha256Base64(body);
     microdescs.push({ digest, ntorOnionKey, ed25519, family, familyIds, policy, policy6, ipv6, text: body, line: b.line });
   }
   return { microdescs };

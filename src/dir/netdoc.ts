@@ -27,8 +27,24 @@ export interface Item {
 
 export interface NetdocObject {
   readonly tag: string;
-  /** The base64-decoded body. */
+  /** The base64-decoded body (decoded when first asked for: most objects are never read). */
   readonly bytes: Uint8Array;
+}
+
+/** An object whose base64 body is decoded on first use (checked for the alphabet up front). */
+class LazyObject implements NetdocObject {
+  private decoded: Uint8Array | undefined;
+  constructor(
+    readonly tag: string,
+    private readonly text: string,
+    private readonly from: number,
+    private readonly to: number,
+  ) {}
+
+  get bytes(): Uint8Array {
+    this.decoded ??= new Uint8Array(Buffer.from(this.text.slice(this.from, this.to), 'base64'));
+    return this.decoded;
+  }
 }
 
 /** Latin1 text of bytes (lossless: one char per byte), as the parsers want it. */
@@ -98,16 +114,14 @@ export function tokenize(text: string, what: string, from = 0, to = text.length,
       const endMarker = `\n-----END ${tag}-----`;
       const endAt = text.indexOf(endMarker, pos);
       if (endAt < 0 || endAt >= to) throw docError(what, line, pos, `object ${JSON.stringify(tag)} has no END line`);
-      const body = text.slice(beginEnd + 1, endAt);
-      if (!isBase64Body(body)) throw docError(what, line + 1, beginEnd + 1, `object ${JSON.stringify(tag)} is not base64`);
-      const bytes = new Uint8Array(Buffer.from(body, 'base64'));
+      if (!isBase64Body(text, beginEnd + 1, endAt)) throw docError(what, line + 1, beginEnd + 1, `object ${JSON.stringify(tag)} is not base64`);
       let after = endAt + endMarker.length;
       if (after < to) {
         if (text.charCodeAt(after) !== 0x0a) throw docError(what, line, after, `junk after the END line of ${JSON.stringify(tag)}`);
         after++;
       }
       for (let i = pos; i < after; i++) if (text.charCodeAt(i) === 0x0a) line++;
-      object = { tag, bytes };
+      object = new LazyObject(tag, text, beginEnd + 1, endAt);
       pos = after;
     }
     items.push({ keyword, args, line: itemLine, start, lineEnd, end: pos, object });
@@ -116,9 +130,9 @@ export function tokenize(text: string, what: string, from = 0, to = text.length,
 }
 
 /** base64 lines (the alphabet, '=' padding, newlines): what Buffer.from would silently skip is refused. */
-function isBase64Body(body: string): boolean {
-  for (let i = 0; i < body.length; i++) {
-    const c = body.charCodeAt(i);
+function isBase64Body(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
     const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61 || c === 10;
     if (!ok) return false;
   }
@@ -127,7 +141,10 @@ function isBase64Body(body: string): boolean {
 
 /** The arguments of an item split on single spaces (dir-spec §1.2; tor also accepts tabs). */
 export function argsOf(item: Item): string[] {
-  return item.args === '' ? [] : item.args.split(/[ \t]+/).filter((a) => a !== '');
+  const a = item.args;
+  if (a === '') return [];
+  // The common case (single spaces, dir-spec §1.2) without a regex; tabs and runs of spaces too.
+  return a.indexOf('\t') < 0 && a.indexOf('  ') < 0 && a.charCodeAt(0) !== 0x20 && a.charCodeAt(a.length - 1) !== 0x20 ? a.split(' ') : a.split(/[ \t]+/).filter((x) => x !== '');
 }
 
 /** `YYYY-MM-DD HH:MM:SS` (UTC) as a Date, or a DecodeError naming the item's line. */
