@@ -68,3 +68,5 @@ export {
 } from './client/torclient.js';
 export { DirectoryClient, type DirSource, type DirFetchResult, type DirClientOptions, type FetchAnyOptions, type DirStats } from './client/dirclient.js';
 export { DirCache, CACHE_FILES } from './client/dircache.js';
+export { defaultHandshake, linkSpecifiersFor, type CircuitTarget, type HandshakeKind } from './client/handshakes.js';
+export type { ExtendOptions } from './client/circuit.js';
