@@ -16,9 +16,7 @@
  *    throw-away RSA keys (their key certificates), 8,000 relays and their 8,000
  *    microdescriptors, and a microdesc consensus listing them, signed by all 9
  *    (SHA-256, as tor signs that flavour); the Network is `Network.fromTorrc` of their
- *    `dirAuthorityTorrc` lines. (dirdocs' certificates carry each key's private DER in
- *    their RSA PUBLIC KEY blocks, which Stem and tor cannot read: see torCertified(), which
- *    certifies the same keys again as tor would.) After --warmup untimed rounds, --rounds
+ *    `dirAuthorityTorrc` lines. After --warmup untimed rounds, --rounds
  *    rounds each time:
  *      consensus     verifyConsensus(text, certs, network, { now }): parse + 9 signatures
  *                    (each with its certificate checked), and parseConsensusDocument alone
@@ -66,7 +64,7 @@
  * Not here: fetching over the public network (the bench never leaves loopback), the
  * disk cache (bootstraps run without one), path selection.
  */
-import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -81,7 +79,7 @@ import { parseConsensusDocument, type Consensus } from '../src/dir/consensus.js'
 import { Network } from '../src/dir/network.js';
 import { verifyConsensus, verifyMicrodescs } from '../src/dir/verify.js';
 import { AbortError, OrportError } from '../src/errors.js';
-import { dirAuthorityTorrc, dirTime, makeAuthorities, makeConsensus, makeRelays, microdescText, signDigest, type SyntheticAuthority } from '../src/testing/dirdocs.js';
+import { dirAuthorityTorrc, dirTime, makeAuthorities, makeConsensus, makeRelays, microdescText } from '../src/testing/dirdocs.js';
 import {
   assertIsolated,
   checkIsolation,
@@ -272,55 +270,11 @@ interface DocSet {
   readonly expect: { routers: number; signers: number; certs: number; microdescs: number } | undefined;
 }
 
-/** tor writes public keys as PKCS#1 RSAPublicKey DER. */
-const publicDer = (key: KeyObject): Buffer => createPublicKey(key).export({ type: 'pkcs1', format: 'der' });
 const hexUpper = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex').toUpperCase();
-
-function pemObject(tag: string, bytes: Uint8Array): string {
-  const body = Buffer.from(bytes).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
-  return `-----BEGIN ${tag}-----\n${body}\n-----END ${tag}-----\n`;
-}
-
-/**
- * The authorities' certificates as tor writes them. dirdocs' certify() (at the time of
- * writing) puts the keys' PKCS#1 *private* DER in the `RSA PUBLIC KEY` blocks (and hashes
- * it for the v3ident): orport reads a public key out of it, Stem (OpenSSL) cannot, tor
- * would not. Such an authority is certified again here from the same keys, with the
- * public DER, the same validity and the same layout; a correct one is kept as it is.
- */
-function torCertified(a: SyntheticAuthority): { authority: SyntheticAuthority; fixed: boolean } {
-  const parsed = parseAuthorityCerts(a.certificate)[0];
-  const idDer = publicDer(a.identityKey);
-  const skDer = publicDer(a.signingKey);
-  if (parsed && Buffer.from(parsed.identityKey).equals(idDer) && Buffer.from(parsed.signingKey).equals(skDer)) return { authority: a, fixed: false };
-  const published = parsed?.published ?? new Date(Date.now() - 365 * 86400_000);
-  const expires = parsed?.expires ?? new Date(Date.now() + 365 * 86400_000);
-  const idDigest = createHash('sha1').update(idDer).digest();
-  const v3ident = hexUpper(idDigest);
-  const head =
-    `dir-key-certificate-version 3\n` +
-    `dir-address 127.0.0.1:7000\n` +
-    `fingerprint ${v3ident}\n` +
-    `dir-key-published ${dirTime(published)}\n` +
-    `dir-key-expires ${dirTime(expires)}\n` +
-    `dir-identity-key\n${pemObject('RSA PUBLIC KEY', idDer)}` +
-    `dir-signing-key\n${pemObject('RSA PUBLIC KEY', skDer)}` +
-    `dir-key-crosscert\n${pemObject('ID SIGNATURE', signDigest(a.signingKey, idDigest))}` +
-    `dir-key-certification\n`;
-  const certification = signDigest(a.identityKey, createHash('sha1').update(head, 'latin1').digest());
-  return {
-    authority: { ...a, v3ident, signingKeyDigest: hexUpper(createHash('sha1').update(skDer).digest()), certificate: head + pemObject('SIGNATURE', certification) },
-    fixed: true,
-  };
-}
 
 function syntheticSet(relayCount: number, dir: string): { set: DocSet; generateMs: number } {
   const t0 = performance.now();
-  const made = makeAuthorities(AUTHORITIES).map(torCertified);
-  if (made.some((m) => m.fixed)) {
-    notes.push("dirdocs' makeAuthorities() writes each key's PKCS#1 private DER as its RSA PUBLIC KEY (orport accepts that, Stem and tor do not): the bench certified the same keys again with their public DER");
-  }
-  const authorities = made.map((m) => m.authority);
+  const authorities = makeAuthorities(AUTHORITIES);
   const relays = makeRelays(relayCount);
   const now = new Date();
   const consensus = makeConsensus({ authorities, relays, validAfter: new Date(now.getTime() - 30 * 60_000) });
