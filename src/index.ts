@@ -70,3 +70,5 @@ export { DirectoryClient, type DirSource, type DirFetchResult, type DirClientOpt
 export { DirCache, CACHE_FILES } from './client/dircache.js';
 export { defaultHandshake, linkSpecifiersFor, type CircuitTarget, type HandshakeKind } from './client/handshakes.js';
 export type { ExtendOptions } from './client/circuit.js';
+export { selectPath, policyAllows, sameFamily, positionWeight, LONG_LIVED_PORTS, type Path, type PathRelay, type PathRules, type PathOptions, type Position } from './path/select.js';
+export type { BuildCircuitOptions, BuiltCircuit } from './client/torclient.js';

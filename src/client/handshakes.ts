@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { BadArgumentError } from '../errors.js';
 import { LinkByEd25519, LinkByFingerprint, LinkByIPv4, LinkByIPv6, type LinkSpecifier } from '../codec/datatype.js';
 import type { PendingHandshake } from '../proto/circuit.js';
+import { supportsVersion } from '../dir/consensus.js';
 import { ntorClientFinish, ntorClientStart } from '../crypto/handshake/ntor.js';
 import { encodeNtorV3Request, ntorV3ClientFinish, ntorV3ClientStart } from '../crypto/handshake/ntorv3.js';
 
@@ -37,15 +38,6 @@ function bytesOf(base64: string | undefined, length: number, what: string, targe
   const bytes = base64 === undefined ? undefined : new Uint8Array(Buffer.from(base64, 'base64'));
   if (!bytes || bytes.length !== length) throw new BadArgumentError(`relay ${target.rsa}: ${what} must be ${length} bytes of base64, got ${JSON.stringify(base64 ?? null)}`);
   return bytes;
-}
-
-/** Does a protover range list ('1-5' or '2,4-6') include `version`? */
-export function supportsVersion(ranges: string | undefined, version: number): boolean {
-  if (!ranges) return false;
-  return ranges.split(',').some((r) => {
-    const [lo, hi] = r.split('-').map(Number);
-    return hi === undefined ? lo === version : lo! <= version && version <= hi;
-  });
 }
 
 /** ntor v3 where the relay lists Relay=4 and has an Ed25519 id (tor's circuit_pick_extend_handshake), else ntor. */

@@ -21,6 +21,10 @@ import type { MicrodescConsensus, RouterEntry } from '../dir/consensus.js';
 import { DirCache } from './dircache.js';
 import { DirectoryClient, type DirClientOptions, type DirSource, type DirStats } from './dirclient.js';
 import { startDeadline, type WaitOptions } from './wait.js';
+import { Relay } from './relay.js';
+import type { RelayCircuit } from './circuit.js';
+import { defaultHandshake, type HandshakeKind } from './handshakes.js';
+import { selectPath, type Path } from '../path/select.js';
 
 /** One relay as the verified consensus and its microdescriptor describe it. */
 export interface RelayInfo {
@@ -91,6 +95,22 @@ export interface TorClientOptions extends WaitOptions {
   directory?: DirClientOptions;
 }
 
+export interface BuildCircuitOptions extends WaitOptions {
+  /** The port the exit must accept (default 80). */
+  port?: number;
+  /** The relays to use instead of a chosen path (guard, middle, exit). */
+  path?: Path<RelayInfo>;
+  /** Each hop's handshake (default: ntor v3 where the relay lists Relay=4, else ntor). */
+  handshake?: HandshakeKind;
+}
+
+/** A circuit `buildCircuit` made, with the relays it goes through. */
+export interface BuiltCircuit {
+  readonly circuit: RelayCircuit<Relay>;
+  readonly path: Path<RelayInfo>;
+}
+
+export const DEFAULT_BUILD_TIMEOUT_MS = 60_000;
 export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 120_000;
 export const DEFAULT_CLOCK_TOLERANCE_MS = 5 * 60_000;
 /** Microdescriptors per request over BEGIN_DIR (tor routerlist.c: 500; at least 3 requests of 32). */
@@ -131,6 +151,8 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   private dirGuards: DirSource[] = [];
   private consensusSource: string | undefined;
   readonly fromCache = { consensus: false, certificates: 0, microdescs: 0 };
+  /** One connection per relay (by RSA id), pinned to its identities; reused by later circuits. */
+  private readonly channels = new Map<string, Promise<Relay>>();
 
   private constructor(
     readonly network: Network,
@@ -195,10 +217,81 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     this.lifetime.abort(new AbortError('the client', 'closed'));
     await this.refreshing?.catch(() => undefined);
     await this.dir.close();
+    const channels = [...this.channels.values()];
+    this.channels.clear();
+    await Promise.all(channels.map((c) => c.then((r) => r.close(), () => undefined)));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  // -------------------------------------------------------------------------------
+  // Circuits
+
+  /**
+   * Builds a three-hop circuit (path-spec §2.2): exit, guard and middle chosen from the
+   * verified consensus (`path/select`), the guard's connection pinned to its RSA and
+   * Ed25519 identities (reused for later circuits), CREATE2 to the guard, EXTEND2 to the
+   * middle and the exit. Rejects with a typed error naming the hop that failed;
+   * `timeoutMs` (default 60 s) and `signal` bound the whole build.
+   */
+  async buildCircuit(options: BuildCircuitOptions = {}): Promise<BuiltCircuit> {
+    if (this.closed) throw new BadArgumentError('the client is closed');
+    const view = this.consensus;
+    const path =
+      options.path ??
+      selectPath(view.relays, {
+        port: options.port,
+        weights: view.bandwidthWeights,
+        scale: view.params.bwweightscale,
+        enforceDistinctSubnets: this.network.rules.enforceDistinctSubnets,
+        useFamilyLists: view.params['use-family-lists'] !== 0,
+        useFamilyIds: view.params['use-family-ids'] !== 0,
+        random: Math.random,
+      });
+    const timeoutMs = options.timeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS;
+    const controller = new AbortController();
+    let failure: OrportError | undefined;
+    const deadline = startDeadline(`building a circuit through ${path.guard.nickname}, ${path.middle.nickname}, ${path.exit.nickname}`, { timeoutMs, signal: options.signal }, timeoutMs, (error) => {
+      failure = error;
+      controller.abort(error);
+    });
+    const wait = { signal: controller.signal, timeoutMs };
+    let circuit: RelayCircuit<Relay> | undefined;
+    try {
+      const relay = await this.channelTo(path.guard, wait);
+      circuit = await relay.createCircuit({ ...wait, handshake: options.handshake ?? defaultHandshake(path.guard), target: path.guard });
+      await circuit.extend(path.middle, { ...wait, handshake: options.handshake });
+      await circuit.extend(path.exit, { ...wait, handshake: options.handshake });
+      return { circuit, path };
+    } catch (err) {
+      await circuit?.close();
+      throw failure && err instanceof AbortError ? failure : err;
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  /** The connection to `relay`, opened (pinned to its identities) or reused. */
+  private channelTo(relay: RelayInfo, wait: Required<WaitOptions>): Promise<Relay> {
+    const existing = this.channels.get(relay.rsa);
+    if (existing) {
+      return existing.then(
+        (r) => (r.isAlive() ? r : this.openChannel(relay, wait)),
+        () => this.openChannel(relay, wait),
+      );
+    }
+    return this.openChannel(relay, wait);
+  }
+
+  private openChannel(relay: RelayInfo, wait: Required<WaitOptions>): Promise<Relay> {
+    const opening = Relay.connect(relay.address, relay.orPort, undefined, { ...wait, identity: { rsa: relay.rsa, ed25519: relay.ed25519 } });
+    this.channels.set(relay.rsa, opening);
+    opening.catch(() => {
+      if (this.channels.get(relay.rsa) === opening) this.channels.delete(relay.rsa);
+    });
+    return opening;
   }
 
   // -------------------------------------------------------------------------------

@@ -122,6 +122,15 @@ function parseParams(item: Item, sorted: boolean): Record<string, number> {
   return out;
 }
 
+/** Does a protover range list ('1-5' or '2,4-6', tor-spec §9) include `version`? */
+export function supportsVersion(ranges: string | undefined, version: number): boolean {
+  if (!ranges) return false;
+  return ranges.split(',').some((r) => {
+    const [lo, hi] = r.split('-').map(Number);
+    return hi === undefined ? lo === version : lo! <= version && version <= hi;
+  });
+}
+
 /** Parsed protover lists by text: router entries repeat a few dozen distinct `pr` lines. */
 const protocolCache = new Map<string, Readonly<Record<string, string>>>();
 

@@ -1,0 +1,172 @@
+/**
+ * path/select — choosing the relays of a three-hop circuit from a verified consensus, as
+ * tor 0.4.9 does (path-spec §2.2; circuitbuild.c, node_select.c, nodelist.c): the exit
+ * first (its policy summary must accept the port; not BadExit), then the guard, then the
+ * middle; each position weighted by bandwidth × the consensus' bandwidth-weights for its
+ * class; no relay twice, no two in one family (declared families, family-ids, /16 and
+ * IPv6 /32 unless the network relaxes it); only relays with an ntor key and Relay=2.
+ *
+ * Layer: pure (no I/O, no clock); randomness is injected. Guard sampling and its
+ * persistence (guard-spec) are not here yet: the guard is drawn per path.
+ */
+import { BadArgumentError } from '../errors.js';
+import { supportsVersion } from '../dir/consensus.js';
+
+/** What selection reads of a relay (`TorClient`'s RelayInfo has it all). */
+export interface PathRelay {
+  readonly nickname: string;
+  readonly rsa: string;
+  readonly ed25519: string | undefined;
+  readonly address: string;
+  readonly ipv6: { readonly address: string; readonly port: number } | undefined;
+  readonly flags: readonly string[];
+  readonly bandwidth: number;
+  readonly protocols: Readonly<Record<string, string>>;
+  readonly ntorOnionKey: string | undefined;
+  readonly exitPolicy: { readonly ipv4: string; readonly ipv6: string | undefined };
+  readonly family: readonly string[];
+  readonly familyIds: readonly string[];
+}
+
+export interface PathRules {
+  /** Two relays in one IPv4 /16 or IPv6 /32 are one family (off on a TestingTorNetwork). */
+  readonly enforceDistinctSubnets: boolean;
+  /** Consensus params use-family-lists / use-family-ids (default 1). */
+  readonly useFamilyLists?: boolean;
+  readonly useFamilyIds?: boolean;
+}
+
+export type Position = 'guard' | 'middle' | 'exit';
+
+/** tor's LongLivedPorts: circuits for these need Stable relays (config.c). */
+export const LONG_LIVED_PORTS: ReadonlySet<number> = new Set([21, 22, 706, 1863, 5050, 5190, 5222, 5223, 6523, 6667, 6697, 8300]);
+
+/** Does an exit policy summary (`accept 80,443` / `reject 1-1024`, dir-spec §3.8.2) allow `port`? */
+export function policyAllows(summary: string | undefined, port: number): boolean {
+  if (!summary) return false;
+  const space = summary.indexOf(' ');
+  const verb = summary.slice(0, space);
+  if (verb !== 'accept' && verb !== 'reject') return false;
+  let listed = false;
+  for (const item of summary.slice(space + 1).split(',')) {
+    const dash = item.indexOf('-');
+    const lo = Number(dash < 0 ? item : item.slice(0, dash));
+    const hi = dash < 0 ? lo : Number(item.slice(dash + 1));
+    if (port >= lo && port <= hi) {
+      listed = true;
+      break;
+    }
+  }
+  return verb === 'accept' ? listed : !listed;
+}
+
+/** Same /16 (IPv4) or /32 (IPv6 ORPorts) — tor's subnet rule (nodelist.c). */
+function sameSubnet(a: PathRelay, b: PathRelay): boolean {
+  const a4 = a.address.split('.');
+  const b4 = b.address.split('.');
+  if (a4[0] === b4[0] && a4[1] === b4[1]) return true;
+  if (a.ipv6 && b.ipv6) {
+    const head = (ip: string) => ip.toLowerCase().split(':').slice(0, 2).map((g) => g.padStart(4, '0')).join(':');
+    if (head(a.ipv6.address) === head(b.ipv6.address)) return true;
+  }
+  return false;
+}
+
+function lists(relay: PathRelay, other: PathRelay): boolean {
+  return relay.family.some((f) => (f.startsWith('$') ? f.slice(1, 41).toUpperCase() === other.rsa : f.toLowerCase() === other.nickname.toLowerCase()));
+}
+
+/** tor's `nodes_in_same_family`: the same relay, one subnet, mutual `family` lines, or a shared family-id. */
+export function sameFamily(a: PathRelay, b: PathRelay, rules: PathRules): boolean {
+  if (a.rsa === b.rsa) return true;
+  if (rules.enforceDistinctSubnets && sameSubnet(a, b)) return true;
+  if ((rules.useFamilyLists ?? true) && lists(a, b) && lists(b, a)) return true;
+  if ((rules.useFamilyIds ?? true) && a.familyIds.some((id) => b.familyIds.includes(id))) return true;
+  return false;
+}
+
+const RULE_WEIGHTS: Record<Position, Record<'g' | 'm' | 'e' | 'd', string>> = {
+  guard: { g: 'Wgg', m: 'Wgm', e: '', d: 'Wgd' },
+  middle: { g: 'Wmg', m: 'Wmm', e: 'Wme', d: 'Wmd' },
+  exit: { g: 'Weg', m: 'Wem', e: 'Wee', d: 'Wed' },
+};
+const DIR_FACTOR: Record<'g' | 'm' | 'e' | 'd', string> = { g: 'Wgb', m: 'Wmb', e: 'Web', d: 'Wdb' };
+
+/**
+ * A relay's weight for a position (node_select.c `compute_weighted_bandwidths`): its
+ * bandwidth (w Bandwidth × 1000; 30000 without one) × W[class] / scale, × W?b / scale when
+ * it is a directory cache. With any needed weight missing, plain bandwidth.
+ */
+export function positionWeight(relay: PathRelay, position: Position, weights: Readonly<Record<string, number>>, scale = 10_000): number {
+  const g = relay.flags.includes('Guard');
+  const e = relay.flags.includes('Exit') && !relay.flags.includes('BadExit');
+  const cls = g && e ? 'd' : g ? 'g' : e ? 'e' : 'm';
+  const bw = Math.min(2 ** 31 - 1, relay.bandwidth * 1000);
+  const key = RULE_WEIGHTS[position][cls];
+  const needed = [...Object.values(RULE_WEIGHTS[position]).filter(Boolean), ...Object.values(DIR_FACTOR)];
+  if (needed.some((k) => !(k in weights) || weights[k]! < 0)) return bw;
+  const w = key === '' ? 0 : Math.min(scale, weights[key]!) / scale;
+  const dir = relay.flags.includes('V2Dir') ? Math.min(scale, weights[DIR_FACTOR[cls]]!) / scale : 1;
+  return w * dir * bw;
+}
+
+/** One of `candidates`, with probability ∝ weight; uniform when every weight is 0. */
+export function chooseWeighted<T>(candidates: readonly T[], weight: (c: T) => number, random: () => number): T | undefined {
+  if (candidates.length === 0) return undefined;
+  const ws = candidates.map(weight);
+  const total = ws.reduce((s, w) => s + w, 0);
+  if (!(total > 0)) return candidates[Math.floor(random() * candidates.length)];
+  let x = random() * total;
+  for (let i = 0; i < candidates.length; i++) {
+    x -= ws[i]!;
+    if (x < 0) return candidates[i];
+  }
+  return candidates[candidates.length - 1];
+}
+
+/** Can this relay be a hop at all (routerlist.c `router_can_choose_node`)? */
+function usable(r: PathRelay, needStable: boolean): boolean {
+  return (
+    !!r.ntorOnionKey &&
+    supportsVersion(r.protocols.Relay, 2) &&
+    r.flags.includes('Running') &&
+    r.flags.includes('Valid') &&
+    r.flags.includes('Fast') &&
+    (!needStable || r.flags.includes('Stable'))
+  );
+}
+
+export interface PathOptions extends PathRules {
+  /** The port the exit must accept (default 80, tor's predicted port at startup). */
+  readonly port?: number;
+  readonly weights: Readonly<Record<string, number>>;
+  /** Consensus `bwweightscale` (default 10000). */
+  readonly scale?: number;
+  /** A uniform random number in [0, 1). */
+  readonly random: () => number;
+}
+
+export interface Path<R extends PathRelay> {
+  readonly guard: R;
+  readonly middle: R;
+  readonly exit: R;
+}
+
+/** Chooses exit, guard, middle (in that order) from `relays`; BadArgumentError when no path exists. */
+export function selectPath<R extends PathRelay>(relays: readonly R[], options: PathOptions): Path<R> {
+  const port = options.port ?? 80;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadArgumentError(`a port is 1-65535, not ${port}`);
+  const needStable = LONG_LIVED_PORTS.has(port);
+  const weigh = (position: Position) => (r: R) => positionWeight(r, position, options.weights, options.scale);
+  const pool = relays.filter((r) => usable(r, needStable));
+  const exits = pool.filter((r) => !r.flags.includes('BadExit') && policyAllows(r.exitPolicy.ipv4, port));
+  const exit = chooseWeighted(exits, weigh('exit'), options.random);
+  if (!exit) throw new BadArgumentError(`no usable exit accepts port ${port} (of ${relays.length} relays, ${pool.length} usable)`);
+  const guards = pool.filter((r) => ['Guard', 'Stable', 'V2Dir'].every((f) => r.flags.includes(f)) && !sameFamily(r, exit, options));
+  const guard = chooseWeighted(guards, weigh('guard'), options.random);
+  if (!guard) throw new BadArgumentError(`no usable guard outside the exit's family (exit ${exit.nickname})`);
+  const middles = pool.filter((r) => !sameFamily(r, exit, options) && !sameFamily(r, guard, options));
+  const middle = chooseWeighted(middles, weigh('middle'), options.random);
+  if (!middle) throw new BadArgumentError(`no usable middle outside the families of guard ${guard.nickname} and exit ${exit.nickname}`);
+  return { guard, middle, exit };
+}
