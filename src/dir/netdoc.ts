@@ -58,6 +58,9 @@ export function latin1Bytes(text: string): Buffer {
 }
 
 const KEYWORD_CHAR = new Uint8Array(128);
+/** The base64 alphabet and '=' (dir-spec §1.2 objects). */
+export const BASE64_CHAR = new Uint8Array(128);
+for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=') BASE64_CHAR[ch.charCodeAt(0)] = 1;
 for (let c = 0; c < 128; c++) {
   const ch = String.fromCharCode(c);
   if (/[A-Za-z0-9-]/.test(ch)) KEYWORD_CHAR[c] = 1;
@@ -129,14 +132,100 @@ export function tokenize(text: string, what: string, from = 0, to = text.length,
   return items;
 }
 
+/**
+ * What `scanItems` reports of each item: offsets into the text (no strings are made), so
+ * hot parsers pay only for the fields they read.
+ */
+export interface ItemSpan {
+  /** The keyword is text[kwStart, kwEnd). */
+  kwStart: number;
+  kwEnd: number;
+  /** The arguments are text[argsStart, argsEnd) (empty when argsStart === argsEnd). */
+  argsStart: number;
+  argsEnd: number;
+  /** 1-based line number of the keyword line. */
+  line: number;
+  /** Whether an object followed (validated and skipped). */
+  hasObject: boolean;
+}
+
+/**
+ * The allocation-free twin of `tokenize`: the same rules (keywords, objects whose base64
+ * body and END line are checked), calling `visit` with one reused ItemSpan per item.
+ * Returns the line number after the last item. `opt` prefixes are not unwrapped here.
+ */
+export function scanItems(text: string, what: string, from: number, to: number, firstLine: number, visit: (item: ItemSpan) => void): number {
+  const span: ItemSpan = { kwStart: 0, kwEnd: 0, argsStart: 0, argsEnd: 0, line: 0, hasObject: false };
+  let pos = from;
+  let line = firstLine;
+  while (pos < to) {
+    let nl = text.indexOf('\n', pos);
+    if (nl < 0 || nl >= to) nl = to;
+    if (nl === pos) throw docError(what, line, pos, 'empty line');
+    let k = pos;
+    while (k < nl) {
+      const c = text.charCodeAt(k);
+      if (c >= 128 || KEYWORD_CHAR[c] !== 1) break;
+      k++;
+    }
+    if (k === pos) throw docError(what, line, pos, `expected a keyword, got ${JSON.stringify(text.slice(pos, Math.min(nl, pos + 40)))}`);
+    if (k < nl) {
+      const sep = text.charCodeAt(k);
+      if (sep !== 0x20 && sep !== 0x09) throw docError(what, line, pos, `bad character ${JSON.stringify(text[k])} in keyword ${JSON.stringify(text.slice(pos, k))}`);
+    }
+    span.kwStart = pos;
+    span.kwEnd = k;
+    span.argsStart = k < nl ? k + 1 : nl;
+    span.argsEnd = nl;
+    span.line = line;
+    span.hasObject = false;
+    pos = nl < to ? nl + 1 : nl;
+    line++;
+    if (pos < to && text.startsWith('-----BEGIN ', pos)) {
+      const beginEnd = text.indexOf('\n', pos);
+      const headerEnd = beginEnd < 0 || beginEnd > to ? to : beginEnd;
+      if (headerEnd - pos <= 16 || !text.startsWith('-----', headerEnd - 5)) throw docError(what, line, pos, `bad object header ${JSON.stringify(text.slice(pos, Math.min(headerEnd, pos + 60)))}`);
+      const tag = text.slice(pos + 11, headerEnd - 5);
+      const endMarker = `\n-----END ${tag}-----`;
+      const endAt = text.indexOf(endMarker, pos);
+      if (endAt < 0 || endAt >= to) throw docError(what, line, pos, `object ${JSON.stringify(tag)} has no END line`);
+      const bodyLines = base64Lines(text, headerEnd + 1, endAt);
+      if (bodyLines < 0) throw docError(what, line + 1, headerEnd + 1, `object ${JSON.stringify(tag)} is not base64`);
+      let after = endAt + endMarker.length;
+      if (after < to) {
+        if (text.charCodeAt(after) !== 0x0a) throw docError(what, line, after, `junk after the END line of ${JSON.stringify(tag)}`);
+        after++;
+      }
+      // Newlines of the object: the BEGIN line's, the body's, the one before END (the same as
+      // the BEGIN line's when the body is empty), and the END line's own.
+      line += (endAt > headerEnd ? 2 : 1) + bodyLines + (after > endAt + endMarker.length ? 1 : 0);
+      span.hasObject = true;
+      pos = after;
+    }
+    visit(span);
+  }
+  return line;
+}
+
+/** Is text[start, end) exactly `keyword`? */
+export function isKeyword(text: string, span: ItemSpan, keyword: string): boolean {
+  return span.kwEnd - span.kwStart === keyword.length && text.startsWith(keyword, span.kwStart);
+}
+
 /** base64 lines (the alphabet, '=' padding, newlines): what Buffer.from would silently skip is refused. */
 function isBase64Body(text: string, from: number, to: number): boolean {
+  return base64Lines(text, from, to) >= 0;
+}
+
+/** The newlines in text[from, to) if it holds only base64 lines, else -1 (one pass). */
+function base64Lines(text: string, from: number, to: number): number {
+  let lines = 0;
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
-    const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 61 || c === 10;
-    if (!ok) return false;
+    if (c === 10) lines++;
+    else if (c >= 128 || BASE64_CHAR[c] !== 1) return -1;
   }
-  return true;
+  return lines;
 }
 
 /** The arguments of an item split on single spaces (dir-spec §1.2; tor also accepts tabs). */

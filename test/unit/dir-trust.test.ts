@@ -185,6 +185,18 @@ test('malformed documents: a DecodeError naming the line', () => {
   }
 });
 
+test('malformed microdescriptors: a DecodeError naming the line, counted across objects', () => {
+  const text = microdescText(relays.slice(0, 3));
+  const lines = text.split('\n');
+  const third = lines.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith('ntor-onion-key '))[2]![1];
+  lines[third] = 'ntor-onion-key not-a-key';
+  assert.throws(() => parseMicrodescs(lines.join('\n')), (err: unknown) => err instanceof DecodeError && new RegExp(`line ${third + 1}: ntor-onion-key`).test(err.message));
+  assert.throws(() => parseMicrodescs('family x\n'), (err: unknown) => err instanceof DecodeError && /line 1: expected onion-key/.test(err.message));
+  assert.throws(() => parseMicrodescs(text.replace('-----END RSA PUBLIC KEY-----', '-----END RSA PUBLIC KEY----')), (err: unknown) => err instanceof DecodeError && /has no END line/.test(err.message));
+  // tor's cache annotations belong to no microdescriptor.
+  assert.equal(parseMicrodescs(`@last-listed 2026-11-30 12:00:00\n${text}`).microdescs.length, 3);
+});
+
 test('unknown keywords are ignored wherever they stand', () => {
   const extra = text.replace('\nvote-status consensus\n', '\nvote-status consensus\nx-future-item 1 2 3\n').replace(/\nw Bandwidth=/, '\nx-new-router-line yes\nw Bandwidth=');
   const parsed = parseConsensusDocument(extra);
