@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DecodeError } from '../errors.js';
-import { argsOf, docError, parseBase64, parseIntArg, parseTime, tokenize, type Item } from './netdoc.js';
+import { argsOf, docError, parseBase64, parseIntArg, parseTime, scanItems, tokenize, type Item, type ItemSpan } from './netdoc.js';
 
 export interface RouterEntry {
   readonly nickname: string;
@@ -92,11 +92,6 @@ export interface ParseConsensusOptions {
 const WHAT = 'consensus';
 const SIGNED_MARKER = '\ndirectory-signature ';
 
-/** Base64 identity (27 chars, 20 bytes) of an `r` line to upper hex. */
-function identityHex(value: string | undefined, item: Item): string {
-  return Buffer.from(parseBase64(value, 20, item, WHAT)).toString('hex').toUpperCase();
-}
-
 function parseIPv4(value: string | undefined, item: Item): string {
   const v = value ?? '';
   const parts = v.split('.');
@@ -166,87 +161,223 @@ function atMostOnce(items: Map<string, Item[]>, keyword: string): Item | undefin
   return found?.[0];
 }
 
-/**
- * Reads the router entries starting at `items[i]` (dir-spec §3.4.1 "r" … lines). `strict`
- * applies tor 0.4.9's rules (ascending identities; s, pr and, in the microdesc flavour, m
- * in every entry); lenient reading is for tools that look at fragments.
- */
-export function readRouters(items: readonly Item[], start: number, flavor: 'microdesc' | 'ns', strict: boolean): { routers: RouterEntry[]; next: number } {
-  let i = start;
-  const routers: RouterEntry[] = [];
-  let previous = '';
-  while (i < items.length && items[i]!.keyword === 'r') {
-    const r = items[i++]!;
-    const a = argsOf(r);
-    const md = flavor === 'microdesc';
-    const need = md ? 7 : 8;
-    if (a.length < need) throw docError(WHAT, r.line, r.start, `r needs ${need} arguments, got ${a.length}`);
-    const rsa = identityHex(a[1], r);
-    if (strict && !(previous < rsa)) throw docError(WHAT, r.line, r.start, `router ${a[0]} is not in ascending order of identity (after ${previous})`);
-    previous = rsa;
-    const o = md ? 0 : 1;
-    let ipv6: RouterEntry['ipv6'];
-    let flags: string[] | undefined;
-    let versionLine: string | undefined;
-    let protocols: Readonly<Record<string, string>> | undefined;
-    let bandwidth: number | undefined;
-    let unmeasured = false;
-    let microdescDigest: string | undefined;
-    let policy: string | undefined;
-    for (; i < items.length; i++) {
-      const item = items[i]!;
-      const k = item.keyword;
-      if (k === 'r' || k === 'directory-footer' || k === 'directory-signature' || k === 'bandwidth-weights') break;
-      if (k === 'a') {
-        if (ipv6) continue;
-        const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(item.args);
-        if (!m || Number(m[2]) > 65535) throw docError(WHAT, item.line, item.start, `a: ${JSON.stringify(item.args)} is not [IPv6]:port`);
-        ipv6 = { address: m[1]!, port: Number(m[2]) };
-      } else if (k === 's') {
-        if (flags) throw docError(WHAT, item.line, item.start, 's appears twice in one router entry');
-        flags = argsOf(item);
-      } else if (k === 'v') {
-        versionLine ??= item.args;
-      } else if (k === 'pr') {
-        if (protocols) throw docError(WHAT, item.line, item.start, 'pr appears twice in one router entry');
-        protocols = parseProtocols(item.args, item);
-      } else if (k === 'w') {
-        if (bandwidth !== undefined) continue;
-        for (const kv of argsOf(item)) {
-          if (kv.startsWith('Bandwidth=')) bandwidth = parseIntArg(kv.slice(10), item, WHAT);
-          else if (kv === 'Unmeasured=1') unmeasured = true;
-        }
-      } else if (k === 'm' && md) {
-        microdescDigest ??= Buffer.from(parseBase64(argsOf(item)[0], 32, item, WHAT)).toString('base64').replace(/=+$/, '');
-      } else if (k === 'p' && !md) {
-        policy ??= item.args;
-      }
+/** The flavor named on the first line (checked properly by the preamble's parser). */
+function flavor0(text: string): 'microdesc' | 'ns' {
+  const nl = text.indexOf('\n');
+  return text.slice(0, nl < 0 ? text.length : nl).split(' ')[2] === 'microdesc' ? 'microdesc' : 'ns';
+}
+
+/** Where a router section starts and ends in a consensus' text, and the line it starts on. */
+export function routerSection(text: string): { from: number; to: number; line: number } | undefined {
+  const at = text.startsWith('r ') ? 0 : text.indexOf('\nr ') + 1;
+  if (at <= 0 && !text.startsWith('r ')) return undefined;
+  let to = text.length;
+  for (const marker of ['\ndirectory-footer\n', '\nbandwidth-weights ', '\ndirectory-signature ']) {
+    const m = text.indexOf(marker, at);
+    if (m >= 0 && m + 1 < to) to = m + 1;
+  }
+  if (text.endsWith('\ndirectory-footer') && text.length - 16 < to) to = text.length - 16;
+  let line = 1;
+  for (let i = text.indexOf('\n'); i >= 0 && i < at; i = text.indexOf('\n', i + 1)) line++;
+  return { from: at, to, line };
+}
+
+const B64 = new Int8Array(128).fill(-1);
+for (let i = 0; i < 64; i++) B64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
+
+/** Unpadded base64 of `bytes` bytes at text[from, to) as upper hex, or undefined if it isn't that. */
+function base64Hex(text: string, from: number, to: number, bytes: number): string | undefined {
+  const chars = Math.ceil((bytes * 4) / 3);
+  let end = to;
+  while (end > from && text.charCodeAt(end - 1) === 0x3d) end--;
+  if (end - from !== chars || to - end > 2) return undefined;
+  let hex = '';
+  let acc = 0;
+  let bits = 0;
+  let out = 0;
+  for (let i = from; i < end; i++) {
+    const c = text.charCodeAt(i);
+    const v = c < 128 ? B64[c]! : -1;
+    if (v < 0) return undefined;
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (out < bytes) hex += HEX[(acc >> bits) & 0xff];
+      out++;
     }
+  }
+  return out >= bytes ? hex : undefined;
+}
+
+/** A decimal integer in text[from, to) within [0, max], or -1. */
+function decimal(text: string, from: number, to: number, max: number): number {
+  if (to <= from || to - from > 10) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n <= max ? n : -1;
+}
+
+function isIPv4(value: string): boolean {
+  let parts = 0;
+  let from = 0;
+  for (let i = 0; i <= value.length; i++) {
+    if (i === value.length || value.charCodeAt(i) === 0x2e) {
+      if (decimal(value, from, i, 255) < 0 || i - from > 3) return false;
+      parts++;
+      from = i + 1;
+    }
+  }
+  return parts === 4;
+}
+
+/** A DecodeError at an item the scanner reported. */
+function spanError(it: ItemSpan, message: string): DecodeError {
+  return docError(WHAT, it.line, it.kwStart, message);
+}
+
+interface RouterDraft {
+  nickname: string;
+  rsa: string;
+  address: string;
+  orPort: number;
+  dirPort: number;
+  descriptorDigest: string | undefined;
+  line: number;
+  start: number;
+  ipv6: RouterEntry['ipv6'];
+  flags: string[] | undefined;
+  version: string | undefined;
+  protocols: Readonly<Record<string, string>> | undefined;
+  bandwidth: number | undefined;
+  unmeasured: boolean;
+  microdescDigest: string | undefined;
+  policy: string | undefined;
+}
+
+/**
+ * Reads the router entries of text[from, to) (dir-spec §3.4.1 "r" … lines; `routerSection`
+ * finds them) with the allocation-free scanner. `strict` applies tor 0.4.9's rules
+ * (ascending identities; s, pr and, in the microdesc flavour, m in every entry); lenient
+ * reading is for tools that look at fragments.
+ */
+export function readRouters(text: string, from: number, to: number, firstLine: number, flavor: 'microdesc' | 'ns', strict: boolean): { routers: RouterEntry[]; endLine: number } {
+  const routers: RouterEntry[] = [];
+  const md = flavor === 'microdesc';
+  let previous = '';
+  let r: RouterDraft | undefined;
+  const finish = () => {
+    if (!r) return;
     if (strict) {
-      if (!flags) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no s line`);
+      if (!r.flags) throw docError(WHAT, r.line, r.start, `router ${r.nickname} has no s line`);
       // tor 0.4.9 requires pr in every entry (ns_parse.c rtrstatus_token_table: T1).
-      if (!protocols) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no pr line`);
-      if (md && microdescDigest === undefined) throw docError(WHAT, r.line, r.start, `router ${a[0]} has no m line`);
+      if (!r.protocols) throw docError(WHAT, r.line, r.start, `router ${r.nickname} has no pr line`);
+      if (md && r.microdescDigest === undefined) throw docError(WHAT, r.line, r.start, `router ${r.nickname} has no m line`);
     }
     routers.push({
-      nickname: a[0]!,
-      rsa,
-      address: parseIPv4(a[4 + o], r),
-      orPort: parseIntArg(a[5 + o], r, WHAT, 0, 65535),
-      dirPort: parseIntArg(a[6 + o], r, WHAT, 0, 65535),
-      ipv6,
-      flags: flags ?? [],
-      version: versionLine,
-      protocols: protocols ?? {},
-      bandwidth,
-      unmeasured,
-      microdescDigest: microdescDigest ?? '',
-      descriptorDigest: md ? undefined : Buffer.from(parseBase64(a[2], 20, r, WHAT)).toString('hex').toUpperCase(),
-      policy,
+      nickname: r.nickname,
+      rsa: r.rsa,
+      address: r.address,
+      orPort: r.orPort,
+      dirPort: r.dirPort,
+      ipv6: r.ipv6,
+      flags: r.flags ?? [],
+      version: r.version,
+      protocols: r.protocols ?? {},
+      bandwidth: r.bandwidth,
+      unmeasured: r.unmeasured,
+      microdescDigest: r.microdescDigest ?? '',
+      descriptorDigest: r.descriptorDigest,
+      policy: r.policy,
       line: r.line,
     });
-  }
-  return { routers, next: i };
+  };
+  const endLine = scanItems(text, WHAT, from, to, firstLine, (it) => {
+    const klen = it.kwEnd - it.kwStart;
+    const k0 = text.charCodeAt(it.kwStart);
+    if (klen === 1 && k0 === 0x72 /* r */) {
+      finish();
+      const a = text.slice(it.argsStart, it.argsEnd).split(' ');
+      const need = md ? 7 : 8;
+      if (a.length < need) throw spanError(it, `r needs ${need} arguments, got ${a.length}`);
+      const id = a[1]!;
+      const rsa = base64Hex(id, 0, id.length, 20);
+      if (!rsa) throw spanError(it, `r: ${JSON.stringify(id.slice(0, 60))} is not a 20-byte identity in base64`);
+      if (strict && !(previous < rsa)) throw spanError(it, `router ${a[0]} is not in ascending order of identity (after ${previous})`);
+      previous = rsa;
+      const o = md ? 0 : 1;
+      const address = a[4 + o]!;
+      if (!isIPv4(address)) throw spanError(it, `r: ${JSON.stringify(address)} is not an IPv4 address`);
+      const orPort = decimal(a[5 + o]!, 0, a[5 + o]!.length, 65535);
+      const dirPort = decimal(a[6 + o]!, 0, a[6 + o]!.length, 65535);
+      if (orPort < 0 || dirPort < 0) throw spanError(it, `r: ports ${JSON.stringify(a[5 + o])} ${JSON.stringify(a[6 + o])} are not 0-65535`);
+      let descriptorDigest: string | undefined;
+      if (!md) {
+        descriptorDigest = base64Hex(a[2]!, 0, a[2]!.length, 20);
+        if (!descriptorDigest) throw spanError(it, `r: ${JSON.stringify(a[2]!.slice(0, 60))} is not a 20-byte digest in base64`);
+      }
+      r = { nickname: a[0]!, rsa, address, orPort, dirPort, descriptorDigest, line: it.line, start: it.kwStart, ipv6: undefined, flags: undefined, version: undefined, protocols: undefined, bandwidth: undefined, unmeasured: false, microdescDigest: undefined, policy: undefined };
+      return;
+    }
+    if (!r) throw spanError(it, `${text.slice(it.kwStart, it.kwEnd)} before the first router entry`);
+    if (klen === 1) {
+      switch (k0) {
+        case 0x73: // s
+          if (r.flags) throw spanError(it, 's appears twice in one router entry');
+          r.flags = it.argsEnd > it.argsStart ? text.slice(it.argsStart, it.argsEnd).split(' ') : [];
+          return;
+        case 0x6d: // m
+          if (md && r.microdescDigest === undefined) {
+            const sp = text.indexOf(' ', it.argsStart);
+            const end = sp < 0 || sp > it.argsEnd ? it.argsEnd : sp;
+            if (!base64Hex(text, it.argsStart, end, 32)) throw spanError(it, `m: ${JSON.stringify(text.slice(it.argsStart, Math.min(end, it.argsStart + 60)))} is not a 32-byte digest in base64`);
+            let e = end;
+            while (text.charCodeAt(e - 1) === 0x3d) e--;
+            r.microdescDigest = text.slice(it.argsStart, e);
+          }
+          return;
+        case 0x77: // w
+          if (r.bandwidth !== undefined) return;
+          for (const kv of text.slice(it.argsStart, it.argsEnd).split(' ')) {
+            if (kv.startsWith('Bandwidth=')) {
+              const n = decimal(kv, 10, kv.length, 0xffffffff);
+              if (n < 0) throw spanError(it, `w: ${JSON.stringify(kv)} is not Bandwidth=<integer>`);
+              r.bandwidth = n;
+            } else if (kv === 'Unmeasured=1') r.unmeasured = true;
+          }
+          return;
+        case 0x76: // v
+          r.version ??= text.slice(it.argsStart, it.argsEnd);
+          return;
+        case 0x61: {
+          // a
+          if (r.ipv6) return;
+          const args = text.slice(it.argsStart, it.argsEnd);
+          const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(args);
+          if (!m || Number(m[2]) > 65535) throw spanError(it, `a: ${JSON.stringify(args)} is not [IPv6]:port`);
+          r.ipv6 = { address: m[1]!, port: Number(m[2]) };
+          return;
+        }
+        case 0x70: // p (ns flavour)
+          if (!md) r.policy ??= text.slice(it.argsStart, it.argsEnd);
+          return;
+        default:
+          return;
+      }
+    }
+    if (klen === 2 && k0 === 0x70 && text.charCodeAt(it.kwStart + 1) === 0x72) {
+      // pr
+      if (r.protocols) throw spanError(it, 'pr appears twice in one router entry');
+      r.protocols = parseProtocols(text.slice(it.argsStart, it.argsEnd), { keyword: 'pr', args: '', line: it.line, start: it.kwStart, lineEnd: 0, end: 0, object: undefined });
+    }
+  });
+  finish();
+  return { routers, endLine };
 }
 
 /**
@@ -255,7 +386,10 @@ export function readRouters(items: readonly Item[], start: number, flavor: 'micr
  */
 export function parseConsensusDocument(text: string, options: ParseConsensusOptions = {}): Consensus {
   if (!text.startsWith('network-status-version ')) throw docError(WHAT, 1, 0, 'does not start with network-status-version');
-  const items = tokenize(text, WHAT);
+  // The router entries (the bulk) are scanned apart; the tokenizer reads what surrounds them.
+  const section = routerSection(text);
+  const read = section ? readRouters(text, section.from, section.to, section.line, flavor0(text), true) : undefined;
+  const items = section ? [...tokenize(text, WHAT, 0, section.from), ...tokenize(text, WHAT, section.to, text.length, read!.endLine)] : tokenize(text, WHAT);
   let i = 0;
   // --- preamble: everything before the first dir-source
   const preamble = new Map<string, Item[]>();
@@ -339,10 +473,8 @@ export function parseConsensusDocument(text: string, options: ParseConsensusOpti
     });
   }
 
-  // --- router entries
-  const read = readRouters(items, i, flavor, true);
-  const routers = read.routers;
-  i = read.next;
+  // --- router entries (read above)
+  const routers = read?.routers ?? [];
 
   // --- footer
   let bandwidthWeights: Record<string, number> = {};

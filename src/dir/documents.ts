@@ -7,7 +7,7 @@
  */
 import { DecodeError } from '../errors.js';
 import { argsOf, tokenize } from './netdoc.js';
-import { readRouters } from './consensus.js';
+import { readRouters, routerSection } from './consensus.js';
 
 export interface RouterStatus {
   nickname: string;
@@ -46,33 +46,32 @@ export function parseConsensus(text: string): Consensus {
   if (!text.startsWith('network-status-version 3')) {
     throw new DecodeError('consensus', 0, `expected 'network-status-version 3', got ${JSON.stringify(text.slice(0, Math.min(60, text.indexOf('\n') >>> 0)))}`);
   }
-  const items = tokenize(text, 'consensus');
+  const section = routerSection(text);
+  const items = tokenize(text, 'consensus', 0, section?.from ?? text.length);
   const flavor = items[0]!.args.includes('microdesc') ? 'microdesc' : 'ns';
   const consensus: Consensus = { flavor, validAfter: undefined, params: {}, routers: [] };
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i]!;
+  for (const item of items) {
     if (item.keyword === 'valid-after') consensus.validAfter ??= item.args;
     else if (item.keyword === 'params') {
       for (const kv of argsOf(item)) {
         const [k, v] = kv.split('=');
         if (k && v !== undefined) consensus.params[k] = Number(v);
       }
-    } else if (item.keyword === 'r') {
-      const read = readRouters(items, i, flavor, false);
-      for (const r of read.routers) {
-        consensus.routers.push({
-          nickname: r.nickname,
-          fingerprint: r.rsa,
-          address: r.address,
-          orPort: r.orPort,
-          dirPort: r.dirPort,
-          flags: [...r.flags],
-          bandwidth: r.bandwidth,
-          microdescDigest: flavor === 'microdesc' ? r.microdescDigest || undefined : undefined,
-          version: r.version,
-        });
-      }
-      i = read.next - 1;
+    }
+  }
+  if (section) {
+    for (const r of readRouters(text, section.from, section.to, section.line, flavor, false).routers) {
+      consensus.routers.push({
+        nickname: r.nickname,
+        fingerprint: r.rsa,
+        address: r.address,
+        orPort: r.orPort,
+        dirPort: r.dirPort,
+        flags: [...r.flags],
+        bandwidth: r.bandwidth,
+        microdescDigest: flavor === 'microdesc' ? r.microdescDigest || undefined : undefined,
+        version: r.version,
+      });
     }
   }
   return consensus;
