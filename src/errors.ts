@@ -20,6 +20,7 @@ export type ErrorKind =
   | 'limit' // a configured cap was hit
   | 'environment' // the machine lacks something (tor not installed, not root)
   | 'directory' // a directory document is not trustworthy (signatures, validity), or no cache gave one
+  | 'circuit' // no circuit could be built through the relays tried
   | 'internal'; // a bug in orport
 
 export type ErrorCode =
@@ -39,6 +40,7 @@ export type ErrorCode =
   | 'E_NETWORK'
   | 'E_LIMIT'
   | 'E_ENVIRONMENT'
+  | 'E_CIRCUIT_BUILD'
   | DirectoryErrorCode
   | 'E_INTERNAL';
 
@@ -245,6 +247,17 @@ export class DirectoryError extends OrportError {
   constructor(code: DirectoryErrorCode, message: string, options?: OrportErrorOptions) {
     super(code, 'directory', message, options);
     this.code = code;
+  }
+}
+
+/** Every path tried for a circuit failed; `attempts` has each path (nicknames) and its error. */
+export class CircuitBuildError extends OrportError {
+  readonly attempts: readonly { readonly path: readonly string[]; readonly error: OrportError }[];
+
+  constructor(attempts: readonly { readonly path: readonly string[]; readonly error: OrportError }[]) {
+    const tried = attempts.map((a, i) => `attempt ${i + 1} through ${a.path.join(', ')}: ${a.error.message}`).join('; ');
+    super('E_CIRCUIT_BUILD', 'circuit', `no circuit could be built (${attempts.length} attempt${attempts.length === 1 ? '' : 's'}): ${tried}`, { cause: attempts[attempts.length - 1]?.error });
+    this.attempts = attempts;
   }
 }
 

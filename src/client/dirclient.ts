@@ -49,6 +49,8 @@ export interface DirClientOptions {
 export interface FetchAnyOptions extends WaitOptions {
   /** Sources asked at once (default 1; tor asks 3 at once for its first consensus). */
   parallel?: number;
+  /** Told of each source that failed (the client marks a failing directory guard). */
+  onFailure?: (source: DirSource, error: unknown) => void;
 }
 
 /** What every request and response amounted to, by kind of document (for tests and progress). */
@@ -191,6 +193,7 @@ export class DirectoryClient {
               if (done) return;
               if (options.signal?.aborted) return finish(() => reject(new AbortError(`fetching ${what}`, options.signal!.reason)));
               errors.push(err);
+              options.onFailure?.(source, err);
               failures.push(`${source.name}: ${err instanceof Error ? err.message : String(err)}`);
             })
             .finally(() => {

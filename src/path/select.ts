@@ -1,5 +1,5 @@
 /**
- * path/select — choosing the relays of a three-hop circuit from a verified consensus, as
+ * path/select — choosing the relays of a circuit (three hops by default) from a verified consensus, as
  * tor 0.4.9 does (path-spec §2.2; circuitbuild.c, node_select.c, nodelist.c): the exit
  * first (its policy summary must accept the port; not BadExit), then the guard, then the
  * middle; each position weighted by bandwidth × the consensus' bandwidth-weights for its
@@ -7,7 +7,7 @@
  * IPv6 /32 unless the network relaxes it); only relays with an ntor key and Relay=2.
  *
  * Layer: pure (no I/O, no clock); randomness is injected. Guard sampling and its
- * persistence (guard-spec) are not here yet: the guard is drawn per path.
+ * persistence are path/guards'; here the guard comes from `pickGuard` or a weighted draw.
  */
 import { BadArgumentError } from '../errors.js';
 import { supportsVersion } from '../dir/consensus.js';
@@ -136,7 +136,7 @@ function usable(r: PathRelay, needStable: boolean): boolean {
   );
 }
 
-export interface PathOptions extends PathRules {
+export interface PathOptions<R extends PathRelay = PathRelay> extends PathRules {
   /** The port the exit must accept (default 80, tor's predicted port at startup). */
   readonly port?: number;
   readonly weights: Readonly<Record<string, number>>;
@@ -144,6 +144,13 @@ export interface PathOptions extends PathRules {
   readonly scale?: number;
   /** A uniform random number in [0, 1). */
   readonly random: () => number;
+  /**
+   * The guard, from the guard set (path/guards), given the exit's restriction (no relay of
+   * the exit's family); default: a weighted draw from every possible guard.
+   */
+  readonly pickGuard?: (allowed: (r: R) => boolean) => R | undefined;
+  /** RSA ids not to use (relays that just failed). */
+  readonly exclude?: ReadonlySet<string>;
 }
 
 export interface Path<R extends PathRelay> {
@@ -153,20 +160,42 @@ export interface Path<R extends PathRelay> {
 }
 
 /** Chooses exit, guard, middle (in that order) from `relays`; BadArgumentError when no path exists. */
-export function selectPath<R extends PathRelay>(relays: readonly R[], options: PathOptions): Path<R> {
+export function selectPath<R extends PathRelay>(relays: readonly R[], options: PathOptions<R>): Path<R> {
+  const [guard, middle, exit] = selectRelays(relays, 3, options) as [R, R, R];
+  return { guard, middle, exit };
+}
+
+/**
+ * Chooses the relays of an `hops`-hop circuit (1-8), first hop first: the exit (last hop)
+ * first, then the guard, then each middle, no two the same or in one family
+ * (circuitbuild.c `onion_extend_cpath`). One hop is a guard alone, with no exit rule.
+ */
+export function selectRelays<R extends PathRelay>(relays: readonly R[], hops: number, options: PathOptions<R>): R[] {
   const port = options.port ?? 80;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadArgumentError(`a port is 1-65535, not ${port}`);
+  if (!Number.isInteger(hops) || hops < 1 || hops > 8) throw new BadArgumentError(`a circuit has 1 to 8 hops, not ${hops}`);
   const needStable = LONG_LIVED_PORTS.has(port);
   const weigh = (position: Position) => (r: R) => positionWeight(r, position, options.weights, options.scale);
-  const pool = relays.filter((r) => usable(r, needStable));
-  const exits = pool.filter((r) => !r.flags.includes('BadExit') && policyAllows(r.exitPolicy.ipv4, port));
-  const exit = chooseWeighted(exits, weigh('exit'), options.random);
-  if (!exit) throw new BadArgumentError(`no usable exit accepts port ${port} (of ${relays.length} relays, ${pool.length} usable)`);
-  const guards = pool.filter((r) => ['Guard', 'Stable', 'V2Dir'].every((f) => r.flags.includes(f)) && !sameFamily(r, exit, options));
-  const guard = chooseWeighted(guards, weigh('guard'), options.random);
-  if (!guard) throw new BadArgumentError(`no usable guard outside the exit's family (exit ${exit.nickname})`);
-  const middles = pool.filter((r) => !sameFamily(r, exit, options) && !sameFamily(r, guard, options));
-  const middle = chooseWeighted(middles, weigh('middle'), options.random);
-  if (!middle) throw new BadArgumentError(`no usable middle outside the families of guard ${guard.nickname} and exit ${exit.nickname}`);
-  return { guard, middle, exit };
+  const pool = relays.filter((r) => usable(r, needStable) && !options.exclude?.has(r.rsa));
+  const chosen: R[] = [];
+  const apart = (r: R) => chosen.every((c) => c !== r && !sameFamily(r, c, options));
+  let exit: R | undefined;
+  if (hops > 1) {
+    const exits = pool.filter((r) => !r.flags.includes('BadExit') && policyAllows(r.exitPolicy.ipv4, port));
+    exit = chooseWeighted(exits, weigh('exit'), options.random);
+    if (!exit) throw new BadArgumentError(`no usable exit accepts port ${port} (of ${relays.length} relays, ${pool.length} usable)`);
+    chosen.push(exit);
+  }
+  const guardOk = (r: R) => ['Guard', 'Stable', 'V2Dir'].every((f) => r.flags.includes(f)) && apart(r);
+  const guard = options.pickGuard ? options.pickGuard(guardOk) : chooseWeighted(pool.filter(guardOk), weigh('guard'), options.random);
+  if (!guard) throw new BadArgumentError(exit ? `no usable guard outside the exit's family (exit ${exit.nickname})` : 'no usable guard');
+  chosen.push(guard);
+  const middles: R[] = [];
+  for (let i = 0; i < hops - 2; i++) {
+    const middle = chooseWeighted(pool.filter(apart), weigh('middle'), options.random);
+    if (!middle) throw new BadArgumentError(`no usable middle outside the families of ${chosen.map((c) => c.nickname).join(', ')}`);
+    chosen.push(middle);
+    middles.push(middle);
+  }
+  return exit ? [guard, ...middles, exit] : [guard];
 }
