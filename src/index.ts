@@ -70,5 +70,8 @@ export { DirectoryClient, type DirSource, type DirFetchResult, type DirClientOpt
 export { DirCache, CACHE_FILES } from './client/dircache.js';
 export { defaultHandshake, linkSpecifiersFor, type CircuitTarget, type HandshakeKind } from './client/handshakes.js';
 export type { ExtendOptions } from './client/circuit.js';
-export { selectPath, policyAllows, sameFamily, positionWeight, LONG_LIVED_PORTS, type Path, type PathRelay, type PathRules, type PathOptions, type Position } from './path/select.js';
-export type { BuildCircuitOptions, BuiltCircuit } from './client/torclient.js';
+export { selectPath, selectRelays, policyAllows, sameFamily, positionWeight, LONG_LIVED_PORTS, type Path, type PathRelay, type PathRules, type PathOptions, type Position } from './path/select.js';
+export type { BuildCircuitOptions } from './client/torclient.js';
+export { TorCircuit, type CircuitHop } from './client/torcircuit.js';
+export { GuardSet, guardParams, type GuardState, type GuardRecord } from './path/guards.js';
+export { ChannelManager } from './client/channels.js';

@@ -1,6 +1,6 @@
 /**
  * client/dircache — the directory cache on disk (`cacheDir`): the microdesc consensus,
- * the authorities' key certificates and the microdescriptors, each one file, written
+ * the authorities' key certificates, the microdescriptors and the guard state, each one file, written
  * atomically (a temp file, fsync, rename) so a crash leaves the old file or the new one.
  *
  * Layer: thin I/O (node:fs). Trusts nothing it reads: it hands back text, and the caller
@@ -17,6 +17,8 @@ export const CACHE_FILES = {
   consensus: 'cached-microdesc-consensus',
   certs: 'cached-certs',
   microdescs: 'cached-microdescs',
+  /** The guard sample (path/guards' JSON; tor keeps it in its state file). */
+  guards: 'guard-state.json',
 } as const;
 
 export type CacheEntry = keyof typeof CACHE_FILES;

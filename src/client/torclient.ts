@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
-import { AbortError, BadArgumentError, DirectoryError, OrportError } from '../errors.js';
+import { AbortError, BadArgumentError, CircuitBuildError, DirectoryError, InternalError, OrportError } from '../errors.js';
 import { Network } from '../dir/network.js';
 import { parseAuthorityCerts, verifyAuthorityCerts, type AuthorityCert } from '../dir/authcert.js';
 import { verifyConsensus } from '../dir/verify.js';
@@ -21,10 +21,11 @@ import type { MicrodescConsensus, RouterEntry } from '../dir/consensus.js';
 import { DirCache } from './dircache.js';
 import { DirectoryClient, type DirClientOptions, type DirSource, type DirStats } from './dirclient.js';
 import { startDeadline, type WaitOptions } from './wait.js';
-import { Relay } from './relay.js';
-import type { RelayCircuit } from './circuit.js';
+import { ChannelManager } from './channels.js';
+import { TorCircuit } from './torcircuit.js';
 import { defaultHandshake, type HandshakeKind } from './handshakes.js';
-import { selectPath, type Path } from '../path/select.js';
+import { policyAllows, selectRelays, type Path } from '../path/select.js';
+import { GuardSet, guardParams } from '../path/guards.js';
 
 /** One relay as the verified consensus and its microdescriptor describe it. */
 export interface RelayInfo {
@@ -93,31 +94,41 @@ export interface TorClientOptions extends WaitOptions {
   now?: () => Date;
   /** Directory-request options: per-request timeout, size caps. */
   directory?: DirClientOptions;
+  /** Close a relay connection after this long without circuits (default 180-270 s, as tor). */
+  channelIdleTimeoutMs?: number;
+  /** Keep this many three-hop circuits (0 or 1) built ahead for port 80 (default 0). */
+  preemptiveCircuits?: number;
 }
 
 export interface BuildCircuitOptions extends WaitOptions {
+  /** Hops (1-8, default 3). */
+  hops?: number;
   /** The port the exit must accept (default 80). */
+  exitPort?: number;
+  /** @deprecated the old name of `exitPort`. */
   port?: number;
-  /** The relays to use instead of a chosen path (guard, middle, exit). */
-  path?: Path<RelayInfo>;
+  /**
+   * The relays to use, first hop first, instead of a chosen path: nicknames, fingerprints
+   * ('$'-prefixed or not) or RelayInfo objects; or a `{ guard, middle, exit }` path.
+   */
+  path?: readonly (string | RelayInfo)[] | Path<RelayInfo>;
   /** Each hop's handshake (default: ntor v3 where the relay lists Relay=4, else ntor). */
   handshake?: HandshakeKind;
-}
-
-/** A circuit `buildCircuit` made, with the relays it goes through. */
-export interface BuiltCircuit {
-  readonly circuit: RelayCircuit<Relay>;
-  readonly path: Path<RelayInfo>;
+  /** Paths to try before giving up (default 3; 1 with an explicit `path`). `timeoutMs` bounds each. */
+  attempts?: number;
 }
 
 export const DEFAULT_BUILD_TIMEOUT_MS = 60_000;
+export const DEFAULT_BUILD_ATTEMPTS = 3;
+/** tor-spec 5.6: at most 8 RELAY_EARLY cells, so at most 8 hops for a client. */
+const MAX_HOPS = 8;
 export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 120_000;
 export const DEFAULT_CLOCK_TOLERANCE_MS = 5 * 60_000;
 /** Microdescriptors per request over BEGIN_DIR (tor routerlist.c: 500; at least 3 requests of 32). */
 const MD_MAX_PER_REQUEST = 500;
 const MD_MIN_PER_REQUEST = 32;
 const MD_MIN_REQUESTS = 3;
-/** Directory guards sampled for fetches after bootstrap (guard-spec: n-primary-dir-guards). */
+/** Directory guards asked after bootstrap (guard-spec: the primary guards, n-primary-dir-guards). */
 const DIR_GUARDS = 3;
 
 /** What the client did on the network, for tests and `orport consensus --json`. */
@@ -129,6 +140,10 @@ export interface TorClientStats {
   readonly directoryGuards: readonly string[];
   /** Documents taken from the cache at the last bootstrap. */
   readonly fromCache: { consensus: boolean; certificates: number; microdescs: number };
+  /** The sampled guards (guard-spec), in sample order. */
+  readonly guards: readonly { nickname: string; rsa: string; primary: boolean; confirmed: boolean; reachable: boolean }[];
+  /** Relay connections: open now, opened, reused, closed for being idle. */
+  readonly channels: { open: number; opened: number; reused: number; idleClosed: number };
 }
 
 export interface TorClientEvents {
@@ -136,6 +151,8 @@ export interface TorClientEvents {
   consensus: [ConsensusView];
   /** A background refresh failed (it is retried). */
   refreshError: [OrportError];
+  /** Building the circuit ahead (`preemptiveCircuits`) failed; the next request builds one. */
+  circuitError: [OrportError];
 }
 
 export class TorClient extends EventEmitter<TorClientEvents> {
@@ -152,7 +169,11 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   private consensusSource: string | undefined;
   readonly fromCache = { consensus: false, certificates: 0, microdescs: 0 };
   /** One connection per relay (by RSA id), pinned to its identities; reused by later circuits. */
-  private readonly channels = new Map<string, Promise<Relay>>();
+  private readonly channels: ChannelManager;
+  private guards = new GuardSet<RelayInfo>();
+  private guardsSaving: Promise<void> | undefined;
+  private prebuilt: TorCircuit | undefined;
+  private prebuilding: Promise<void> | undefined;
 
   private constructor(
     readonly network: Network,
@@ -161,6 +182,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     super();
     this.dir = new DirectoryClient(options.directory);
     this.cache = options.cacheDir ? new DirCache(options.cacheDir) : undefined;
+    this.channels = new ChannelManager({ idleTimeoutMs: options.channelIdleTimeoutMs });
   }
 
   /**
@@ -189,6 +211,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       deadline.dispose();
     }
     if (options.refresh ?? true) client.scheduleRefresh();
+    client.prebuild();
     return client;
   }
 
@@ -205,7 +228,20 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   }
 
   get stats(): TorClientStats {
-    return { directory: this.dir.stats, fromCache: this.fromCache, consensusSource: this.consensusSource, directoryGuards: this.dirGuards.map((g) => g.name) };
+    return {
+      directory: this.dir.stats,
+      fromCache: this.fromCache,
+      consensusSource: this.consensusSource,
+      directoryGuards: this.dirGuards.map((g) => g.name),
+      guards: this.guards.sampled.map((g) => ({
+        nickname: g.nickname,
+        rsa: g.rsa,
+        primary: this.guards.primaryGuards.includes(g.rsa),
+        confirmed: g.confirmedOn !== undefined,
+        reachable: this.guards.isReachable(g.rsa, this.now()),
+      })),
+      channels: { open: this.channels.size, ...this.channels.counters },
+    };
   }
 
   /** Stops refreshing and closes every connection. Idempotent. */
@@ -217,9 +253,11 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     this.lifetime.abort(new AbortError('the client', 'closed'));
     await this.refreshing?.catch(() => undefined);
     await this.dir.close();
-    const channels = [...this.channels.values()];
-    this.channels.clear();
-    await Promise.all(channels.map((c) => c.then((r) => r.close(), () => undefined)));
+    await this.prebuilding;
+    await this.prebuilt?.close();
+    this.prebuilt = undefined;
+    await this.channels.close();
+    await this.guardsSaving;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -230,68 +268,154 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   // Circuits
 
   /**
-   * Builds a three-hop circuit (path-spec §2.2): exit, guard and middle chosen from the
-   * verified consensus (`path/select`), the guard's connection pinned to its RSA and
-   * Ed25519 identities (reused for later circuits), CREATE2 to the guard, EXTEND2 to the
-   * middle and the exit. Rejects with a typed error naming the hop that failed;
-   * `timeoutMs` (default 60 s) and `signal` bound the whole build.
+   * Builds a circuit (path-spec §2.2): by default three hops, the exit chosen for
+   * `exitPort`, the guard from the guard set (guard-spec: the first primary guard that is
+   * up, persisted in `cacheDir`), the middle from the rest of the verified consensus; CREATE2
+   * to the guard over its shared, identity-pinned connection, then EXTEND2 hop by hop.
+   * A failed attempt is retried through other relays (`attempts`, default 3; a guard that
+   * failed is marked and another one taken); an explicit `path` is tried once. `timeoutMs`
+   * (default 60 s) bounds each attempt, `signal` all of them. Rejects with the typed error
+   * of the hop that failed (its index and nickname in the message), or a CircuitBuildError
+   * listing every attempt.
    */
-  async buildCircuit(options: BuildCircuitOptions = {}): Promise<BuiltCircuit> {
+  async buildCircuit(options: BuildCircuitOptions = {}): Promise<TorCircuit> {
     if (this.closed) throw new BadArgumentError('the client is closed');
+    const exitPort = options.exitPort ?? options.port ?? 80;
+    if (options.path === undefined && (options.hops ?? 3) === 3 && options.handshake === undefined) {
+      const ready = this.takePrebuilt(exitPort);
+      if (ready) return ready;
+    }
+    return this.build(options);
+  }
+
+  private async build(options: BuildCircuitOptions): Promise<TorCircuit> {
+    const explicit = options.path === undefined ? undefined : this.resolvePath(options.path);
+    const hops = explicit?.length ?? options.hops ?? 3;
+    const exitPort = options.exitPort ?? options.port ?? 80;
+    if (!Number.isInteger(hops) || hops < 1 || hops > MAX_HOPS) throw new BadArgumentError(`a circuit has 1 to ${MAX_HOPS} hops, not ${hops}`);
+    const attempts = explicit ? 1 : (options.attempts ?? DEFAULT_BUILD_ATTEMPTS);
+    const avoid = new Set<string>();
+    const failures: { path: readonly string[]; error: OrportError }[] = [];
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (options.signal?.aborted) throw new AbortError('building a circuit', options.signal.reason);
+      const relays = explicit ?? this.choosePath(hops, exitPort, avoid);
+      try {
+        return await this.buildThrough(relays, options);
+      } catch (err) {
+        const error = err instanceof OrportError ? err : new InternalError(String(err), { cause: err });
+        const failedHop = (err as { hop?: number }).hop ?? 0;
+        if (error instanceof AbortError || this.closed) throw error;
+        if (failedHop === 0) this.guards.markFailed(relays[0]!.rsa, this.now());
+        avoid.add(relays[failedHop]!.rsa);
+        failures.push({ path: relays.map((r) => r.nickname), error });
+        if (attempts === 1) throw error;
+      }
+    }
+    throw new CircuitBuildError(failures);
+  }
+
+  /** Relays named by the caller: nicknames, fingerprints or RelayInfo objects, or a `{ guard, middle, exit }` path. */
+  private resolvePath(path: readonly (string | RelayInfo)[] | Path<RelayInfo>): RelayInfo[] {
+    const list = Array.isArray(path) ? path : [(path as Path<RelayInfo>).guard, (path as Path<RelayInfo>).middle, (path as Path<RelayInfo>).exit];
+    if (list.length < 1 || list.length > MAX_HOPS) throw new BadArgumentError(`a path has 1 to ${MAX_HOPS} relays, not ${list.length}`);
+    const relays = this.consensus.relays;
+    return list.map((entry, i) => {
+      if (typeof entry !== 'string') return entry;
+      const key = entry.replace(/^\$/, '');
+      const byRsa = /^[0-9a-fA-F]{40}$/.test(key) ? relays.find((r) => r.rsa === key.toUpperCase()) : undefined;
+      const byNick = byRsa ? [] : relays.filter((r) => r.nickname === entry);
+      if (byNick.length > 1) throw new BadArgumentError(`path[${i}]: ${byNick.length} relays are named ${entry}; give a fingerprint`);
+      const found = byRsa ?? byNick[0];
+      if (!found) throw new BadArgumentError(`path[${i}]: no relay ${JSON.stringify(entry)} in the consensus of ${this.consensus.validAfter.toISOString()}`);
+      return found;
+    });
+  }
+
+  private choosePath(hops: number, exitPort: number, avoid: ReadonlySet<string>): RelayInfo[] {
     const view = this.consensus;
-    const path =
-      options.path ??
-      selectPath(view.relays, {
-        port: options.port,
-        weights: view.bandwidthWeights,
-        scale: view.params.bwweightscale,
-        enforceDistinctSubnets: this.network.rules.enforceDistinctSubnets,
-        useFamilyLists: view.params['use-family-lists'] !== 0,
-        useFamilyIds: view.params['use-family-ids'] !== 0,
-        random: Math.random,
-      });
+    const now = this.now();
+    return selectRelays(view.relays, hops, {
+      port: exitPort,
+      weights: view.bandwidthWeights,
+      scale: view.params.bwweightscale,
+      enforceDistinctSubnets: this.network.rules.enforceDistinctSubnets,
+      useFamilyLists: view.params['use-family-lists'] !== 0,
+      useFamilyIds: view.params['use-family-ids'] !== 0,
+      random: Math.random,
+      exclude: avoid,
+      pickGuard: (allowed) => this.guards.pick({ now, random: Math.random, allowed, exclude: avoid }),
+    });
+  }
+
+  /** One attempt: the guard's connection, CREATE2, then EXTEND2 per hop; errors carry the failed hop's index. */
+  private async buildThrough(relays: readonly RelayInfo[], options: BuildCircuitOptions): Promise<TorCircuit> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS;
     const controller = new AbortController();
     let failure: OrportError | undefined;
-    const deadline = startDeadline(`building a circuit through ${path.guard.nickname}, ${path.middle.nickname}, ${path.exit.nickname}`, { timeoutMs, signal: options.signal }, timeoutMs, (error) => {
+    const names = relays.map((r) => r.nickname).join(', ');
+    const deadline = startDeadline(`building a circuit through ${names}`, { timeoutMs, signal: options.signal }, timeoutMs, (error) => {
       failure = error;
       controller.abort(error);
     });
     const wait = { signal: controller.signal, timeoutMs };
-    let circuit: RelayCircuit<Relay> | undefined;
+    let circuit: TorCircuit | undefined;
+    let hop = 0;
     try {
-      const relay = await this.channelTo(path.guard, wait);
-      circuit = await relay.createCircuit({ ...wait, handshake: options.handshake ?? defaultHandshake(path.guard), target: path.guard });
-      await circuit.extend(path.middle, { ...wait, handshake: options.handshake });
-      await circuit.extend(path.exit, { ...wait, handshake: options.handshake });
-      return { circuit, path };
+      const guard = relays[0]!;
+      const relay = await this.channels.get(guard, wait);
+      const handshake = options.handshake ?? defaultHandshake(guard);
+      const started = performance.now();
+      circuit = new TorCircuit(await relay.createCircuit({ ...wait, handshake, target: guard, name: guard.nickname }));
+      circuit.addHop(guard, handshake, performance.now() - started);
+      for (hop = 1; hop < relays.length; hop++) await circuit.extend(relays[hop]!, { ...wait, handshake: options.handshake });
+      this.guards.markSucceeded(guard.rsa, this.now(), Math.random);
+      this.saveGuards();
+      return circuit;
     } catch (err) {
       await circuit?.close();
-      throw failure && err instanceof AbortError ? failure : err;
+      const error = failure && err instanceof AbortError ? failure : err;
+      if (error && typeof error === 'object' && !(error instanceof AbortError && !failure)) Object.defineProperty(error, 'hop', { value: hop, enumerable: false, configurable: true });
+      throw error;
     } finally {
       deadline.dispose();
     }
   }
 
-  /** The connection to `relay`, opened (pinned to its identities) or reused. */
-  private channelTo(relay: RelayInfo, wait: Required<WaitOptions>): Promise<Relay> {
-    const existing = this.channels.get(relay.rsa);
-    if (existing) {
-      return existing.then(
-        (r) => (r.isAlive() ? r : this.openChannel(relay, wait)),
-        () => this.openChannel(relay, wait),
-      );
-    }
-    return this.openChannel(relay, wait);
+  /** The circuit built ahead (`preemptiveCircuits`), if it is open and its exit accepts `port`. */
+  private takePrebuilt(port: number): TorCircuit | undefined {
+    const ready = this.prebuilt;
+    this.prebuilt = undefined;
+    this.prebuild();
+    const exit = ready && this.consensus.relays.find((r) => r.rsa === ready.hops[ready.hops.length - 1]!.rsa);
+    if (ready?.isOpen && exit && policyAllows(exit.exitPolicy.ipv4, port)) return ready;
+    void ready?.close();
+    return undefined;
   }
 
-  private openChannel(relay: RelayInfo, wait: Required<WaitOptions>): Promise<Relay> {
-    const opening = Relay.connect(relay.address, relay.orPort, undefined, { ...wait, identity: { rsa: relay.rsa, ed25519: relay.ed25519 } });
-    this.channels.set(relay.rsa, opening);
-    opening.catch(() => {
-      if (this.channels.get(relay.rsa) === opening) this.channels.delete(relay.rsa);
-    });
-    return opening;
+  /** Builds one circuit ahead for port 80 (tor's predicted port at startup), when asked to. */
+  private prebuild(): void {
+    if (!this.options.preemptiveCircuits || this.closed || this.prebuilding) return;
+    this.prebuilding = this.build({ signal: this.lifetime.signal, exitPort: 80 })
+      .then(
+        (circuit) => {
+          if (this.closed) void circuit.close();
+          else this.prebuilt = circuit;
+        },
+        (err: unknown) => {
+          if (!this.closed) this.emit('circuitError', err instanceof OrportError ? err : new InternalError(String(err)));
+        },
+      )
+      .finally(() => {
+        this.prebuilding = undefined;
+      });
+  }
+
+  /** Writes the guard state to the cache when it changed (never throws; awaited by close). */
+  private saveGuards(): void {
+    if (!this.cache || !this.guards.dirty) return;
+    const text = JSON.stringify(this.guards.toState(), null, 1);
+    const previous = this.guardsSaving ?? Promise.resolve();
+    this.guardsSaving = previous.then(() => this.cache!.write('guards', text)).then(() => undefined);
   }
 
   // -------------------------------------------------------------------------------
@@ -321,6 +445,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     }
     await this.fetchMissingMicrodescs(sources, signal);
     await this.dir.close();
+    this.updateGuards();
     this.progress('done', 1, 1, `${this.view!.relays.length} relays, ${this.microdescs.size} microdescriptors`);
   }
 
@@ -341,6 +466,14 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   private async loadCache(): Promise<void> {
     const cache = this.cache!;
     const now = this.now();
+    const guardText = await cache.read('guards');
+    if (guardText) {
+      try {
+        this.guards = GuardSet.fromState<RelayInfo>(JSON.parse(guardText));
+      } catch (err) {
+        cache.problems.push(`ignored the guard state: ${(err as Error).message}`);
+      }
+    }
     const certsText = await cache.read('certs');
     if (certsText) {
       this.certs = usableCerts(certsText, now, cache.problems);
@@ -454,7 +587,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
         batches.map(async (batch, i) => {
           const rotated = [...order.slice(i % order.length), ...order.slice(0, i % order.length)];
           try {
-            await this.dir.fetchAny(rotated, `/tor/micro/d/${batch.join('-')}.z`, (result) => this.acceptMicrodescs(result.body, new Set(batch)), { signal });
+            await this.dir.fetchAny(rotated, `/tor/micro/d/${batch.join('-')}.z`, (result) => this.acceptMicrodescs(result.body, new Set(batch)), { signal, onFailure: (source) => this.sourceFailed(source) });
           } catch (err) {
             if (signal.aborted) throw err;
           }
@@ -515,6 +648,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       await this.fetchConsensus(sources, signal, 1);
       await this.fetchMissingMicrodescs(sources, signal);
       await this.dir.close();
+      this.updateGuards();
       this.backoffMs = 0;
       this.emit('consensus', this.consensus);
       this.scheduleRefresh();
@@ -531,23 +665,33 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   }
 
   /**
-   * Directory guards (guard-spec: Guard, Stable, Fast, Valid and V2Dir, bandwidth-weighted),
-   * pinned to the identities the consensus lists; the authorities when there are none.
+   * The primary guards (guard-spec §4.6: the same sample, V2Dir required), those up first,
+   * in a random order, pinned to the identities the consensus lists; then the bootstrap
+   * sources, in case none answers.
    */
   private directorySources(): DirSource[] {
-    const view = this.consensus;
-    const listed = new Set(view.relays.map((r) => r.rsa));
-    this.dirGuards = this.dirGuards.filter((g) => listed.has(g.identity!.rsa!));
-    if (this.dirGuards.length < DIR_GUARDS) {
-      const taken = new Set(this.dirGuards.map((g) => g.identity!.rsa));
-      const eligible = view.relays.filter(
-        (r) => r.ed25519 && !taken.has(r.rsa) && ['Guard', 'Stable', 'Fast', 'Valid', 'V2Dir', 'Running'].every((f) => r.flags.includes(f)),
-      );
-      for (const r of weightedOrder(eligible, (x) => Math.max(1, x.bandwidth)).slice(0, DIR_GUARDS - this.dirGuards.length)) {
-        this.dirGuards.push({ name: r.nickname, address: r.address, orPort: r.orPort, identity: { rsa: r.rsa, ed25519: r.ed25519 } });
-      }
+    const now = this.now();
+    const picked = new Set<string>();
+    this.dirGuards = [];
+    for (let i = 0; i < DIR_GUARDS; i++) {
+      const g = this.guards.pick({ now, random: Math.random, directory: true, exclude: picked });
+      if (!g) break;
+      picked.add(g.rsa);
+      this.dirGuards.push({ name: g.nickname, address: g.address, orPort: g.orPort, identity: { rsa: g.rsa, ed25519: g.ed25519 } });
     }
-    return this.dirGuards.length ? [...this.dirGuards, ...this.bootstrapSources()] : this.bootstrapSources();
+    return [...this.dirGuards, ...this.bootstrapSources()];
+  }
+
+  /** A directory guard failed a fetch: mark it (guard-spec §4.8), so the next fetch asks another. */
+  private sourceFailed(source: DirSource): void {
+    if (this.dirGuards.includes(source)) this.guards.markFailed(source.identity!.rsa!, this.now());
+  }
+
+  /** A new consensus (and its microdescriptors): the guard set follows it (guard-spec §4.3-4.6). */
+  private updateGuards(): void {
+    const view = this.consensus;
+    this.guards.update({ relays: view.relays, weights: view.bandwidthWeights, scale: view.params.bwweightscale, params: guardParams(view.params), now: this.now(), random: Math.random });
+    this.saveGuards();
   }
 }
 

@@ -66,15 +66,16 @@ describe('multi-hop circuits on the private network', { skip: testnetSkipReason(
   it('client.buildCircuit(): exit, guard and middle chosen from the consensus; three hops; the guard connection reused and closed with the client', async () => {
     const own = await TorClient.create({ network: Network.fromTorrc(readFileSync(loadTestnet().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
     try {
-      const first = await own.buildCircuit({ port: 80 });
-      const { guard, middle, exit } = first.path;
-      assert.equal(new Set([guard.rsa, middle.rsa, exit.rsa]).size, 3, 'three distinct relays');
+      const first = await own.buildCircuit({ exitPort: 80 });
+      const [guard, middle, exit] = first.hops.map((h) => own.consensus.relays.find((r) => r.rsa === h.rsa)!);
+      assert.equal(new Set([guard!.rsa, middle!.rsa, exit!.rsa]).size, 3, 'three distinct relays');
       assert.equal(first.circuit.hopCount, 3);
-      assert.equal(servedBy(await first.circuit.directory(AUTHORITY, 1)), exit.rsa, 'the exit answers');
-      assert.deepEqual(first.circuit.relay.identity, { rsa: guard.rsa, ed25519: guard.ed25519 }, 'the guard connection proved the consensus identities');
-      const second = await own.buildCircuit({ path: first.path });
-      assert.strictEqual(second.circuit.relay, first.circuit.relay, 'one connection per relay');
-      await second.circuit.close();
+      assert.equal(servedBy(await first.directory(AUTHORITY, 1)), exit!.rsa, 'the exit answers');
+      assert.deepEqual(first.relay.identity, { rsa: guard!.rsa, ed25519: guard!.ed25519 }, 'the guard connection proved the consensus identities');
+      assert.equal(own.stats.guards.find((g) => g.rsa === guard!.rsa)?.primary, true, 'the first hop is a primary guard');
+      const second = await own.buildCircuit({ path: first.hops.map((h) => h.nickname) });
+      assert.strictEqual(second.relay, first.relay, 'one connection per relay');
+      await second.close();
       assert.ok(first.circuit.isOpen, 'closing one circuit leaves the other');
     } finally {
       await own.close();

@@ -1,0 +1,97 @@
+/**
+ * client/torcircuit — `TorCircuit`: a circuit `TorClient.buildCircuit` made, with the
+ * relays it goes through (`hops`: nickname, identities, handshake, build time per hop).
+ * It forwards to the underlying `RelayCircuit` (on the guard's shared connection) and
+ * keeps `hops` in step with `extend` and `truncate`.
+ *
+ * Layer: thin client wrapper; no protocol logic (proto/circuit has it).
+ */
+import type { Readable } from 'node:stream';
+import type { DirectoryOptions, DirectoryStreamOptions, ExtendOptions, RelayCircuit } from './circuit.js';
+import type { CircuitTarget, HandshakeKind } from './handshakes.js';
+import { defaultHandshake } from './handshakes.js';
+import type { Relay } from './relay.js';
+import type { WaitOptions } from './wait.js';
+
+/** A relay a circuit can go through, with a name (`RelayInfo` is one). */
+export interface NamedTarget extends CircuitTarget {
+  readonly nickname: string;
+}
+
+/** One hop of a circuit, first hop first. */
+export interface CircuitHop {
+  /** 0-based. */
+  readonly index: number;
+  readonly nickname: string;
+  readonly rsa: string;
+  readonly ed25519: string | undefined;
+  readonly handshake: HandshakeKind | 'fast';
+  /** Milliseconds the hop took to add (connection excluded for the first hop). */
+  readonly ms: number;
+}
+
+export class TorCircuit {
+  private readonly hopList: CircuitHop[] = [];
+
+  /** @internal `TorClient.buildCircuit` makes these. */
+  constructor(readonly circuit: RelayCircuit<Relay>) {}
+
+  /** @internal Records a hop that was added. */
+  addHop(target: NamedTarget, handshake: HandshakeKind | 'fast', ms: number): void {
+    this.hopList.push({ index: this.hopList.length, nickname: target.nickname, rsa: target.rsa, ed25519: target.ed25519, handshake, ms });
+  }
+
+  /** The hops, first hop first. */
+  get hops(): readonly CircuitHop[] {
+    return this.hopList;
+  }
+
+  get id(): number {
+    return this.circuit.id;
+  }
+
+  get isOpen(): boolean {
+    return this.circuit.isOpen;
+  }
+
+  /** The connection to the first hop (shared with the client's other circuits through it). */
+  get relay(): Relay {
+    return this.circuit.relay;
+  }
+
+  get counters(): RelayCircuit<Relay>['counters'] {
+    return this.circuit.counters;
+  }
+
+  /** Adds a hop (EXTEND2; see `RelayCircuit.extend`). */
+  async extend(target: NamedTarget, options: ExtendOptions = {}): Promise<void> {
+    const handshake = options.handshake ?? defaultHandshake(target);
+    const started = performance.now();
+    await this.circuit.extend(target, { name: target.nickname, ...options, handshake });
+    this.addHop(target, handshake, performance.now() - started);
+  }
+
+  /** Drops the hops after hop `hop` (0-based; see `RelayCircuit.truncate`). */
+  async truncate(hop: number, options: WaitOptions = {}): Promise<void> {
+    await this.circuit.truncate(hop, options);
+    this.hopList.length = hop + 1;
+  }
+
+  /** A directory request to a hop's cache (default the last hop; see `RelayCircuit.directory`). */
+  directory(request: string | Uint8Array, streamId?: number, options?: DirectoryOptions): Promise<Uint8Array> {
+    return this.circuit.directory(request, streamId, options);
+  }
+
+  directoryStream(request: string | Uint8Array, options?: DirectoryStreamOptions): Readable {
+    return this.circuit.directoryStream(request, options);
+  }
+
+  /** DESTROY; the guard's connection stays for the client's other circuits. */
+  close(): Promise<void> {
+    return this.circuit.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
