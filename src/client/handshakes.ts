@@ -16,6 +16,8 @@ import { encodeNtorV3Request, ntorV3ClientFinish, ntorV3ClientStart } from '../c
 
 /** A relay to build a hop to: `TorClient`'s `RelayInfo` is one. */
 export interface CircuitTarget {
+  /** The relay's nickname, if known: names the hop in errors. */
+  readonly nickname?: string | undefined;
   /** RSA identity fingerprint, 40 hex digits. */
   readonly rsa: string;
   /** Ed25519 identity, base64 (unpadded); needed for ntor v3, sent in EXTEND2 when known. */
@@ -38,6 +40,11 @@ function bytesOf(base64: string | undefined, length: number, what: string, targe
   const bytes = base64 === undefined ? undefined : new Uint8Array(Buffer.from(base64, 'base64'));
   if (!bytes || bytes.length !== length) throw new BadArgumentError(`relay ${target.rsa}: ${what} must be ${length} bytes of base64, got ${JSON.stringify(base64 ?? null)}`);
   return bytes;
+}
+
+/** What names a hop in errors: the nickname, else the RSA fingerprint. */
+export function targetName(target: CircuitTarget): string {
+  return target.nickname || target.rsa || `${target.address}:${target.orPort}`;
 }
 
 /** ntor v3 where the relay lists Relay=4 and has an Ed25519 id (tor's circuit_pick_extend_handshake), else ntor. */

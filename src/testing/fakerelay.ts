@@ -2,34 +2,52 @@
  * testing/fakerelay — a scriptable fake relay: a TLS server on loopback that runs the
  * relay's side of the link handshake with a real, valid CERTS chain (testing/certchain:
  * RSA-1024 identity, Ed25519 identity, signing and link certs, cross-cert), answers
- * CREATE_FAST, serves BEGIN_DIR requests with documents of any size while honouring the
- * client's SENDMEs as tor does (circuit window 1000/100 with v1 digests checked, stream
- * window 500/50) — and can be told to misbehave at any step.
+ * CREATE_FAST and CREATE2 (ntor and ntor v3, with its own X25519 ntor onion key), extends
+ * circuits by EXTEND2 to other fake relays of this process, answers TRUNCATE, serves
+ * BEGIN_DIR requests at any hop with documents of any size while honouring the client's
+ * SENDMEs as tor does (circuit window 1000/100 with v1 digests checked, stream window
+ * 500/50) — and can be told to misbehave at any step.
  *
  *   const relay = await startFakeRelay({ documents: { '/tor/big': syntheticDocument(50e6) } });
  *   const client = await Relay.connect(relay.host, relay.port);
+ *   const circuit = await client.createCircuit({ handshake: 'ntor', target: relay.target });
+ *   await circuit.extend(other.target);               // `other`: another fake relay
  *   …
  *   await relay.close();
+ *
+ * Multi-hop: every fake relay registers in a process-local registry (or is given its
+ * `peers`); on EXTEND2 a hop finds its target there by the RSA id link specifier and runs
+ * that relay's side of the handshake in memory (no second TLS link): the new hop is a
+ * FakeCircuit of that relay, its hooks and documents, chained after the extending one.
+ * Cells a hop doesn't recognize go on to the next (testing/relayside), and what a later
+ * hop sends is encrypted by it and then by each earlier hop, as tor-spec 5.5 says.
  *
  * Scripting: every step calls a hook, middleware style: `(conn, next, …)`. Calling
  * `next()` does what an honest relay does at that step; not calling it skips that, and
  * the hook may do anything else instead (raw bytes, silence, a trickle, a reset) with
  * the primitives of `FakeConnection`, `FakeCircuit` and `FakeStream`. Hooks may be async.
+ * A hook runs on the relay whose hop it is; `conn` is always the client's connection to
+ * the circuit's first relay (the only real link).
  *
  *   handshake:  connection → versions → certs → authChallenge → netinfo
- *   circuits:   createFast; cell (every cell from the client, before it is handled)
+ *   circuits:   createFast | create2; extend2 (→ the target's create2); truncate;
+ *               cell (every cell from the client, before it is handled)
  *   streams:    beginDir → request → data (each DATA cell) … → end
  *
- * The server checks what the client does (its v1 SENDME digests, the windows it grants)
- * and lists what it found wrong in `violations`; an exception in a hook lands in
- * `errors`. Every socket and timer of a connection is released when it closes, and
- * `close()` releases everything. Layer: test support (I/O).
+ * The server checks what the client does (its v1 SENDME digests, the windows it grants,
+ * EXTEND2 in RELAY_EARLY and at most 8 of those) and lists what it found wrong in
+ * `violations`; an exception in a hook lands in `errors`. Every socket and timer of a
+ * connection is released when it closes, and `close()` releases everything.
+ * Not modelled: links between relays (no TLS, circuit ids or queues between hops), exit
+ * streams. Layer: test support (I/O).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, createSecureContext } from 'node:tls';
+import { randomBytes } from 'node:crypto';
 import {
   AuthChallengeCell,
   CertsCell,
+  Create2Cell,
   DestroyCell,
   NetinfoCell,
   RELAY_DATA_MAX,
@@ -39,12 +57,14 @@ import {
 import { Address, CloseReason, EndReason, LinkProtocol, type Certificate } from '../codec/datatype.js';
 import { CellDecoder, type CellFrame } from '../codec/framing.js';
 import { bytesEqual, utf8 } from '../codec/bytes.js';
-import { EndMsg, SendmeMsg } from '../codec/relaymsg.js';
-import { BadArgumentError } from '../errors.js';
+import { EndMsg, Extend2Msg, Extended2Msg, SendmeMsg, TruncatedMsg } from '../codec/relaymsg.js';
+import { BadArgumentError, OrportError } from '../errors.js';
 import { buildCertChain, type GeneratedChain } from './certchain.js';
 import { CellWriter } from '../client/cellwriter.js';
-import { RelaySideCircuit, type RelayMessageIn } from './relayside.js';
+import { RelaySideCircuit, type RandomSource, type RelayMessageIn, type RelayOnionKeys, type ServerHandshakeOptions } from './relayside.js';
 import type { RelayIdentity } from '../crypto/certs.js';
+import { x25519KeyPair, type X25519KeyPair } from '../crypto/handshake/ntor.js';
+import type { CircuitTarget } from '../client/handshakes.js';
 
 // ---------------------------------------------------------------------------------
 // Documents
@@ -140,6 +160,17 @@ export interface FakeRelayHooks {
   cell?(conn: FakeConnection, next: Next, frame: CellFrame): Awaitable<void>;
   /** A CREATE_FAST arrived; `next()` answers CREATED_FAST. */
   createFast?(conn: FakeConnection, next: Next, circuit: FakeCircuit): Awaitable<void>;
+  /**
+   * A CREATE2 for this relay: on the connection (`circuit.hop` 0), or an EXTEND2's onion
+   * skin handed over by the hop before (`circuit.prev`). `next()` runs the handshake and
+   * answers CREATED2, or (later hops) has the hop before answer EXTENDED2; a handshake
+   * that fails is answered with DESTROY (PROTOCOL).
+   */
+  create2?(conn: FakeConnection, next: Next, circuit: FakeCircuit, request: Create2Request): Awaitable<void>;
+  /** An EXTEND2 arrived at `circuit` (the extending hop); `next()` finds the target and runs its `create2`. */
+  extend2?(conn: FakeConnection, next: Next, circuit: FakeCircuit, extend: Extend2Msg): Awaitable<void>;
+  /** A TRUNCATE arrived at `circuit`; `next()` drops the hops after it and answers TRUNCATED (REQUESTED). */
+  truncate?(conn: FakeConnection, next: Next, circuit: FakeCircuit): Awaitable<void>;
   /** A BEGIN_DIR arrived; `next()` answers CONNECTED. */
   beginDir?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream): Awaitable<void>;
   /** A whole HTTP request arrived on a stream; `next()` starts serving the response. */
@@ -148,6 +179,12 @@ export interface FakeRelayHooks {
   data?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream, body: Uint8Array, index: number): Awaitable<void>;
   /** The whole response was sent; `next()` sends END (DONE). */
   end?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream): Awaitable<void>;
+}
+
+/** What a CREATE2 (or an EXTEND2 for this relay) asked for. */
+export interface Create2Request {
+  readonly handshakeType: number;
+  readonly handshakeData: Uint8Array;
 }
 
 export interface FakeRelayOptions {
@@ -166,6 +203,16 @@ export interface FakeRelayOptions {
   documents?: Readonly<Record<string, Document>> | ((path: string) => Document | undefined);
   /** Send DATA regardless of the client's windows (a relay that overruns them). Default false. */
   ignoreWindows?: boolean;
+  /** The nickname in `target` (default "fake" and the first 8 digits of the RSA id). */
+  nickname?: string;
+  /** The ntor onion key (default: a fresh X25519 key pair). */
+  ntorOnionKey?: X25519KeyPair;
+  /** ntor v3: the relay's message SM, or how to make it from the client's CM (default `00`). */
+  ntorV3Response?: ServerHandshakeOptions['serverMessage'];
+  /** The relays EXTEND2 can reach (default: every fake relay running in this process). */
+  peers?: readonly FakeRelay[];
+  /** Randomness for handshakes (CREATE_FAST's Y, ntor's y). */
+  random?: RandomSource;
   hooks?: FakeRelayHooks;
 }
 
@@ -185,6 +232,12 @@ export interface FakeRelay {
   /** The identity the chain proves (what a client may pin). */
   readonly identity: RelayIdentity;
   readonly chain: GeneratedChain;
+  readonly nickname: string;
+  /** The ntor onion key pair, and its public key as base64 (as a microdescriptor lists it). */
+  readonly onionKey: X25519KeyPair;
+  readonly ntorOnionKey: string;
+  /** This relay as a circuit target: `createCircuit({ handshake, target })`, `circuit.extend(target)`. */
+  readonly target: CircuitTarget;
   /** Open connections. */
   readonly connections: ReadonlySet<FakeConnection>;
   readonly stats: FakeRelayStats;
@@ -212,10 +265,16 @@ class ConnectionGone extends Error {
   }
 }
 
+/** The fake relays running in this process, which EXTEND2 can reach (unless a relay has `peers`). */
+const registry = new Set<FakeRelayServer>();
+
 class FakeRelayServer implements FakeRelay {
   readonly host: string;
   port = 0;
   readonly chain: GeneratedChain;
+  readonly nickname: string;
+  readonly onionKey: X25519KeyPair;
+  readonly random: RandomSource;
   readonly connections = new Set<FakeConnection>();
   readonly stats: FakeRelayStats = { connections: 0, handshakes: 0, circuits: 0, streams: 0, cellsIn: 0, dataCellsOut: 0, bytesOut: 0 };
   readonly violations: string[] = [];
@@ -229,12 +288,47 @@ class FakeRelayServer implements FakeRelay {
   constructor(readonly options: FakeRelayOptions) {
     this.host = options.host ?? '127.0.0.1';
     this.chain = options.chain ?? buildCertChain();
+    this.random = options.random ?? ((n) => new Uint8Array(randomBytes(n)));
+    this.onionKey = options.ntorOnionKey ?? x25519KeyPair(this.random(32));
+    this.nickname = options.nickname ?? `fake${this.chain.identity.rsa.slice(0, 8)}`;
     this.secureContext = createSecureContext({ cert: this.chain.tlsCertificatePem, key: this.chain.tlsKeyPem, minVersion: 'TLSv1.2' });
     this.server = createServer((raw) => this.accept(raw));
   }
 
   get identity(): RelayIdentity {
     return this.chain.identity;
+  }
+
+  get ntorOnionKey(): string {
+    return Buffer.from(this.onionKey.public).toString('base64').replace(/=+$/, '');
+  }
+
+  get target(): CircuitTarget {
+    const { rsa, ed25519 } = this.identity;
+    return { nickname: this.nickname, rsa, ed25519, ntorOnionKey: this.ntorOnionKey, address: this.host, orPort: this.port, protocols: { Relay: '1-4' } };
+  }
+
+  /** What CREATE2 handshakes are answered with. */
+  get onionKeys(): RelayOnionKeys {
+    return { rsaId: new Uint8Array(Buffer.from(this.identity.rsa, 'hex')), ed25519Id: this.chain.ed25519Identity, onionKeys: [this.onionKey] };
+  }
+
+  /**
+   * The relay an EXTEND2's link specifiers name (tor-spec 5.1.2): the RSA id (type 2)
+   * must match, and the Ed25519 id (type 3) too when given. Undefined if none does.
+   */
+  findPeer(specs: readonly { type: number; value: Uint8Array }[]): FakeRelayServer | undefined {
+    const rsa = specs.find((s) => s.type === 2)?.value;
+    const ed = specs.find((s) => s.type === 3)?.value;
+    if (!rsa) return undefined;
+    const candidates = (this.options.peers as readonly FakeRelayServer[] | undefined) ?? registry;
+    for (const peer of candidates) {
+      if (peer.closing || !(peer instanceof FakeRelayServer)) continue;
+      if (!bytesEqual(peer.onionKeys.rsaId, rsa)) continue;
+      if (ed && !bytesEqual(peer.chain.ed25519Identity, ed)) continue;
+      return peer;
+    }
+    return undefined;
   }
 
   listen(): Promise<void> {
@@ -244,6 +338,7 @@ class FakeRelayServer implements FakeRelay {
         this.server.off('error', reject);
         const address = this.server.address();
         this.port = address && typeof address === 'object' ? address.port : 0;
+        registry.add(this);
         resolve();
       });
     });
@@ -280,6 +375,7 @@ class FakeRelayServer implements FakeRelay {
   }
 
   close(): Promise<void> {
+    registry.delete(this);
     this.closing ??= new Promise<void>((resolve) => {
       const conns = [...this.connections];
       for (const c of conns) c.destroy();
@@ -540,6 +636,27 @@ export class FakeConnection {
         this.run(hooks.createFast, () => circuit.createdFast(), circuit);
         return;
       }
+      case 10: {
+        // CREATE2 (tor-spec 5.1)
+        if (this.circuits.has(frame.circId) || frame.circId === 0) {
+          this.violation(`CREATE2 for circuit id ${frame.circId}, which is ${frame.circId ? 'in use' : 'reserved'}`);
+          return;
+        }
+        let create: Create2Cell;
+        try {
+          create = Create2Cell.decodePayload(frame.payload, frame.circId);
+        } catch {
+          this.violation(`CREATE2 on circuit id ${frame.circId} does not decode`);
+          this.writeCell(new DestroyCell(frame.circId, CloseReason.PROTOCOL));
+          return;
+        }
+        const request: Create2Request = { handshakeType: create.handshakeType, handshakeData: create.handshakeData };
+        const circuit = new FakeCircuit(this, frame.circId, this.circuitCount++, new Uint8Array(0), { request });
+        this.circuits.set(frame.circId, circuit);
+        this.relay.stats.circuits++;
+        this.run(hooks.create2, () => circuit.created2(), circuit, request);
+        return;
+      }
       case 4: {
         // DESTROY
         this.destroysIn.push({ circId: frame.circId, reason: frame.payload[0] ?? 0 });
@@ -563,9 +680,14 @@ export class FakeConnection {
 
   /** Runs a hook (or the default), reporting exceptions and swallowing ConnectionGone. */
   run<A extends unknown[]>(hook: ((conn: FakeConnection, next: Next, ...args: A) => Awaitable<void>) | undefined, dflt: Next, ...args: A): Awaitable<void> {
+    return this.runAt(this.relay, hook, dflt, ...args);
+  }
+
+  /** @internal `run` for a hook of `relay` (a later hop's): its exceptions land in that relay's `errors`. */
+  runAt<A extends unknown[]>(relay: FakeRelayServer, hook: ((conn: FakeConnection, next: Next, ...args: A) => Awaitable<void>) | undefined, dflt: Next, ...args: A): Awaitable<void> {
     const failed = (err: unknown) => {
       if (err instanceof ConnectionGone) return;
-      this.relay.errors.push(err);
+      relay.errors.push(err);
       this.destroy();
     };
     try {
@@ -586,28 +708,65 @@ export class FakeConnection {
 // ---------------------------------------------------------------------------------
 // Circuits and streams
 
-/** A circuit the client created on a connection. */
+/**
+ * One hop of a circuit the client made: the first hop on a connection (CREATE_FAST or
+ * CREATE2), or a later one (EXTEND2), which runs on another fake relay and is chained
+ * after `prev`.
+ */
 export class FakeCircuit {
-  /** The relay's crypto half (keys, digests). */
+  /** The relay's crypto half (keys, digests), chained to the other hops' (testing/relayside). */
   readonly side: RelaySideCircuit;
   /** The relay's circuit package window (cells it may still send; +100 per valid SENDME). */
   window = 1000;
   readonly streams = new Map<number, FakeStream>();
+  /** The hop before this one (undefined for the first) and after it (once extended). */
+  readonly prev: FakeCircuit | undefined;
+  next: FakeCircuit | undefined;
+  /** The relay this hop runs on (for the first hop, `conn.relay`). */
+  readonly relay: FakeRelayServer;
+  /** The CREATE2 (or EXTEND2 onion skin) that made this hop; undefined for CREATE_FAST. */
+  readonly request: Create2Request | undefined;
+  /** ntor v3: the client's decrypted message CM, once the handshake ran. */
+  clientMessage: Uint8Array | undefined;
+  /** Why our side of the handshake failed, if it did (a wrong onion key, another relay's id…). */
+  handshakeError: OrportError | undefined;
+  /** RELAY_EARLY cells received (the first hop counts them: at most 8, tor-spec 5.6). */
+  earlyIn = 0;
   private state: 'creating' | 'open' | 'gone' = 'creating';
 
   constructor(
     readonly conn: FakeConnection,
+    /** The circuit id on the client's connection (every hop's cells travel under it). */
     readonly id: number,
-    /** 0 for the connection's first circuit, 1 for the second, … */
+    /** 0 for the connection's first circuit, 1 for the second, … (later hops: the first hop's). */
     readonly index: number,
-    /** The client's CREATE_FAST key material X. */
+    /** The client's CREATE_FAST key material X (empty otherwise). */
     readonly x: Uint8Array,
+    options: { relay?: FakeRelayServer; prev?: FakeCircuit; request?: Create2Request } = {},
   ) {
-    this.side = new RelaySideCircuit(id, conn.linkProtocol);
+    this.relay = options.relay ?? conn.relay;
+    this.prev = options.prev;
+    this.request = options.request;
+    this.side = new RelaySideCircuit(id, conn.linkProtocol, { random: this.relay.random });
+  }
+
+  /** 0-based position in the circuit. */
+  get hop(): number {
+    return this.prev ? this.prev.hop + 1 : 0;
+  }
+
+  /** The hop on the client's connection. */
+  get first(): FakeCircuit {
+    return this.prev ? this.prev.first : this;
+  }
+
+  /** The last hop of the circuit so far. */
+  get last(): FakeCircuit {
+    return this.next ? this.next.last : this;
   }
 
   get isOpen(): boolean {
-    return this.state === 'open';
+    return this.state === 'open' && (!this.prev || this.prev.isOpen);
   }
 
   /** Sends CREATED_FAST (`tamperKeyHash`: with a wrong KH). */
@@ -617,7 +776,56 @@ export class FakeCircuit {
     this.conn.write(cell);
   }
 
-  /** An encrypted RELAY cell to the client (not sent); options script faults (see RelaySideCircuit.send). */
+  /**
+   * Runs this relay's side of the CREATE2 handshake (ntor, ntor v3) and answers: CREATED2
+   * at the first hop, EXTENDED2 from the hop before otherwise (tor-spec 5.1.2). Options
+   * script faults (a wrong AUTH, an all-zero Y) and ntor v3's server message. A handshake
+   * that fails (a wrong onion key, another relay's id, a low-order X) is answered with
+   * DESTROY (PROTOCOL), as tor does.
+   */
+  created2(options: ServerHandshakeOptions = {}): void {
+    const request = this.request;
+    if (!request) throw new BadArgumentError('created2(): this hop was made by CREATE_FAST');
+    let reply: Uint8Array;
+    try {
+      const serverMessage = options.serverMessage ?? this.relay.options.ntorV3Response;
+      const result = this.side.answerCreate2(request.handshakeType, request.handshakeData, this.relay.onionKeys, `${this.relay.nickname} (hop #${this.hop + 1})`, {
+        ...options,
+        ...(serverMessage ? { serverMessage } : {}),
+      });
+      reply = result.reply;
+      this.clientMessage = result.clientMessage;
+    } catch (err) {
+      if (!(err instanceof OrportError)) throw err;
+      this.handshakeError = err;
+      this.destroy(CloseReason.PROTOCOL);
+      return;
+    }
+    this.reply(reply);
+  }
+
+  /**
+   * Answers the handshake with `hdata` as it is (CREATED2 at the first hop, EXTENDED2 from
+   * the hop before otherwise); `claimedLength` makes HLEN lie (a garbled answer).
+   */
+  reply(hdata: Uint8Array, options: { claimedLength?: number } = {}): void {
+    if (this.state === 'gone') return;
+    this.state = 'open';
+    const prev = this.prev;
+    if (!prev) {
+      this.conn.write(this.side.created2Cell(hdata, options.claimedLength));
+      return;
+    }
+    if (this.side.isCreated) prev.side.attach(this.side);
+    const body = new Extended2Msg(hdata).encode();
+    if (options.claimedLength !== undefined) {
+      body[0] = options.claimedLength >> 8;
+      body[1] = options.claimedLength;
+    }
+    prev.send(15, 0, body);
+  }
+
+  /** An encrypted RELAY cell from this hop to the client (not sent); options script faults (see RelaySideCircuit.send). */
   relayCell(command: number, streamId: number, body: Uint8Array, options?: Parameters<RelaySideCircuit['send']>[3]): Uint8Array {
     return this.side.send(command, streamId, body, options);
   }
@@ -627,43 +835,84 @@ export class FakeCircuit {
     this.conn.write(this.relayCell(command, streamId, body, options));
   }
 
-  /** Sends DESTROY (default reason RESOURCELIMIT) and forgets the circuit. */
+  /**
+   * This hop closes the circuit (default reason RESOURCELIMIT): the hops after it go, and
+   * DESTROY travels back to the client — with `reason` from the first hop, else with
+   * DESTROYED, as relays propagate it (tor-spec 5.4: reasons are not passed on).
+   */
   destroy(reason: number | string = CloseReason.RESOURCELIMIT): void {
-    this.conn.writeCell(new DestroyCell(this.id, reason));
-    this.gone();
+    const first = this.first;
+    if (first.state !== 'gone') this.conn.writeCell(new DestroyCell(this.id, this.prev ? CloseReason.DESTROYED : reason));
+    first.gone();
   }
 
-  /** @internal The circuit is gone (DESTROY either way). */
+  /** This hop drops the hops after it and sends TRUNCATED (tor-spec 5.4; default reason REQUESTED). */
+  truncated(reason: number | string = CloseReason.REQUESTED): void {
+    this.next?.gone();
+    this.next = undefined;
+    this.side.truncateAfter();
+    this.send(9, 0, new TruncatedMsg(reason).encode());
+  }
+
+  /** @internal The circuit is gone at this hop and after it (DESTROY either way). */
   gone(): void {
     this.state = 'gone';
-    this.conn.circuits.delete(this.id);
+    if (!this.prev) this.conn.circuits.delete(this.id);
     for (const s of this.streams.values()) s.closed = true;
     this.streams.clear();
+    this.next?.gone();
   }
 
-  /** @internal A RELAY or RELAY_EARLY cell from the client. */
+  /** Records something the client did wrong, on this hop's relay. */
+  violation(what: string): void {
+    this.relay.violations.push(`${this.relay.nickname} circuit ${this.id} hop #${this.hop + 1}: ${what}`);
+  }
+
+  private hookOf<K extends keyof FakeRelayHooks>(name: K): FakeRelayHooks[K] {
+    return this.relay.options.hooks?.[name];
+  }
+
+  /** @internal Runs a hook of this hop's relay. */
+  run<A extends unknown[]>(hook: ((conn: FakeConnection, next: Next, ...args: A) => Awaitable<void>) | undefined, dflt: Next, ...args: A): Awaitable<void> {
+    return this.conn.runAt(this.relay, hook, dflt, ...args);
+  }
+
+  /** @internal A RELAY or RELAY_EARLY cell from the client (at the first hop). */
   handleRelay(frame: CellFrame): void {
+    if (frame.command === 9 && ++this.earlyIn > 8) {
+      // tor-spec 5.6: more than 8 RELAY_EARLY cells on a circuit: close it.
+      this.violation(`the client sent a RELAY_EARLY cell past the 8 allowed`);
+      this.destroy(CloseReason.PROTOCOL);
+      return;
+    }
     let msg: RelayMessageIn;
     try {
       msg = this.side.receive(frame.payload, frame.command);
     } catch {
-      // tor: an unrecognized cell at the last hop closes the circuit.
-      this.conn.violation(`circuit ${this.id}: a cell from the client did not decrypt to a recognized cell`);
-      this.destroy(CloseReason.PROTOCOL);
+      // tor-spec 5.5.2.2: an unrecognized cell at the last hop closes the circuit.
+      const last = this.last;
+      last.violation('a cell from the client was not recognized by any hop');
+      last.destroy(CloseReason.PROTOCOL);
       return;
     }
-    const hooks = this.conn.relay.options.hooks ?? {};
+    let at: FakeCircuit = this;
+    for (let i = 0; i < msg.hop && at.next; i++) at = at.next;
+    at.handleMessage(msg);
+  }
+
+  /** @internal A relay message from the client that this hop recognized. */
+  handleMessage(msg: RelayMessageIn): void {
     switch (msg.command) {
       case 13: {
         // BEGIN_DIR
         if (this.streams.has(msg.streamId)) {
-          this.conn.violation(`circuit ${this.id}: BEGIN_DIR for stream ${msg.streamId}, which is open`);
+          this.violation(`BEGIN_DIR for stream ${msg.streamId}, which is open`);
           return;
         }
         const stream = new FakeStream(this, msg.streamId);
         this.streams.set(msg.streamId, stream);
-        this.conn.relay.stats.streams++;
-        this.conn.run(hooks.beginDir, () => stream.connected(), this, stream);
+        this.relay.stats.streams++;
+        this.run(this.hookOf('beginDir'), () => stream.connected(), this, stream);
         return;
       }
       case 2: {
@@ -684,9 +933,56 @@ export class FakeCircuit {
         }
         return;
       }
+      case 14:
+        this.handleExtend2(msg);
+        return;
+      case 8:
+        // TRUNCATE (tor-spec 5.4)
+        this.run(this.hookOf('truncate'), () => this.truncated(), this);
+        return;
       default:
         return;
     }
+  }
+
+  private handleExtend2(msg: RelayMessageIn): void {
+    // tor-spec 5.6: relays reject EXTEND2 that did not come in RELAY_EARLY.
+    if (msg.cellCommand !== 9) {
+      this.violation('EXTEND2 in a RELAY cell, not RELAY_EARLY');
+      this.destroy(CloseReason.PROTOCOL);
+      return;
+    }
+    let extend: Extend2Msg;
+    try {
+      extend = Extend2Msg.decode(msg.body);
+    } catch {
+      this.violation('EXTEND2 does not decode');
+      this.destroy(CloseReason.PROTOCOL);
+      return;
+    }
+    if (this.next) {
+      this.violation('EXTEND2 at a hop that has already extended the circuit');
+      this.destroy(CloseReason.PROTOCOL);
+      return;
+    }
+    this.run(this.hookOf('extend2'), () => this.extendTo(extend), this, extend);
+  }
+
+  /**
+   * The honest EXTEND2 (tor-spec 5.1.2): finds the relay the link specifiers name and
+   * runs its `create2`; a relay it can't find closes the circuit (CONNECTFAILED).
+   */
+  extendTo(extend: Extend2Msg): Awaitable<void> {
+    const peer = this.relay.findPeer(extend.linkSpecifiers);
+    if (!peer) {
+      this.destroy(CloseReason.CONNECTFAILED);
+      return;
+    }
+    const request: Create2Request = { handshakeType: extend.handshakeType, handshakeData: extend.handshakeData };
+    const hop = new FakeCircuit(this.conn, this.id, this.index, new Uint8Array(0), { relay: peer, prev: this, request });
+    this.next = hop;
+    peer.stats.circuits++;
+    return hop.run(peer.options.hooks?.create2, () => hop.created2(), hop, request);
   }
 
   private handleSendme(msg: RelayMessageIn): void {
@@ -703,12 +999,12 @@ export class FakeCircuit {
       }
       // tor 0.4.9 (sendme_accept_min_version 1): a circuit SENDME must be v1 and echo the digest.
       if (!expected || version !== 1 || !digest || !bytesEqual(digest, expected.subarray(0, 20))) {
-        this.conn.violation(`circuit ${this.id}: the client's circuit SENDME ${!expected ? 'was not due' : version !== 1 ? `is v${version}` : 'has the wrong digest'}`);
+        this.violation(`the client's circuit SENDME ${!expected ? 'was not due' : version !== 1 ? `is v${version}` : 'has the wrong digest'}`);
         this.destroy(CloseReason.PROTOCOL);
         return;
       }
       if (this.window + 100 > 1000) {
-        this.conn.violation(`circuit ${this.id}: a circuit SENDME would open the window past 1000`);
+        this.violation('a circuit SENDME would open the window past 1000');
         this.destroy(CloseReason.PROTOCOL);
         return;
       }
@@ -719,7 +1015,7 @@ export class FakeCircuit {
     const stream = this.streams.get(msg.streamId);
     if (!stream) return;
     if (stream.window + 50 > 500) {
-      this.conn.violation(`stream ${stream.id}: a stream SENDME would open the window past 500`);
+      this.violation(`stream ${stream.id}: a stream SENDME would open the window past 500`);
       this.destroy(CloseReason.PROTOCOL);
       return;
     }
@@ -750,7 +1046,7 @@ export class FakeStream {
     readonly circuit: FakeCircuit,
     readonly id: number,
   ) {
-    this.ignoreWindows = circuit.conn.relay.options.ignoreWindows ?? false;
+    this.ignoreWindows = circuit.relay.options.ignoreWindows ?? false;
   }
 
   get conn(): FakeConnection {
@@ -771,7 +1067,7 @@ export class FakeStream {
   sendData(body: Uint8Array): void {
     this.window--;
     this.circuit.window--;
-    this.conn.relay.stats.dataCellsOut++;
+    this.circuit.relay.stats.dataCellsOut++;
     this.circuit.send(2, this.id, body);
   }
 
@@ -799,9 +1095,9 @@ export class FakeStream {
     const end = text.indexOf('\r\n\r\n');
     if (end < 0) return;
     this.path = /^[A-Z]+ (\S+)/.exec(text)?.[1] ?? '';
-    const hooks = this.conn.relay.options.hooks ?? {};
-    this.conn.run(hooks.request, () => {
-      const doc = this.conn.relay.documentFor(this.path!);
+    const hooks = this.circuit.relay.options.hooks ?? {};
+    this.circuit.run(hooks.request, () => {
+      const doc = this.circuit.relay.documentFor(this.path!);
       if (doc === undefined) this.serve('Not found\n', { status: '404 Not found' });
       else this.serve(doc);
     }, this.circuit, this, text.slice(0, end + 4));
@@ -811,14 +1107,14 @@ export class FakeStream {
   async pump(): Promise<void> {
     if (this.pumping || !this.response) return;
     this.pumping = true;
-    const hooks = this.conn.relay.options.hooks ?? {};
+    const hooks = this.circuit.relay.options.hooks ?? {};
     try {
       const response = this.response;
       while (!this.closed && this.circuit.isOpen && !this.conn.isClosed) {
         if (this.offset >= response.size) {
           this.response = undefined;
           this.closed = true;
-          await this.conn.run(hooks.end, () => this.end(), this.circuit, this);
+          await this.circuit.run(hooks.end, () => this.end(), this.circuit, this);
           return;
         }
         if (!this.ignoreWindows && (this.window <= 0 || this.circuit.window <= 0)) return;
@@ -830,7 +1126,7 @@ export class FakeStream {
         const body = response.read(this.offset, length);
         this.offset += length;
         const index = this.cellsOffered++;
-        const result = hooks.data ? this.conn.run(hooks.data, () => this.sendData(body), this.circuit, this, body, index) : this.sendData(body);
+        const result = hooks.data ? this.circuit.run(hooks.data, () => this.sendData(body), this.circuit, this, body, index) : this.sendData(body);
         if (result) await result;
         // Let the socket and other streams breathe between windows' worth of cells.
         if (this.ignoreWindows && index % 100 === 99) await new Promise((r) => setImmediate(r));

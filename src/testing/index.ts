@@ -18,12 +18,22 @@ export {
   type FakeRelayOptions,
   type FakeRelayHooks,
   type FakeRelayStats,
+  type Create2Request,
   type Document,
   type DocumentSource,
   type Next,
 } from './fakerelay.js';
 export { buildCertChain, generateChainKeys, type GeneratedChain, type ChainOptions, type ChainKeys } from './certchain.js';
-export { RelaySideCircuit, relayPieces, type RelayMessageIn } from './relayside.js';
+export {
+  RelaySideCircuit,
+  relayPieces,
+  serverHandshake,
+  type RelayMessageIn,
+  type RelayOnionKeys,
+  type ServerHandshakeOptions,
+  type ServerHandshakeResult,
+  type RandomSource,
+} from './relayside.js';
 export {
   makeAuthorities,
   makeRelays,
