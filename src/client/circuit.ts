@@ -15,7 +15,7 @@ import type { CircuitMachine, PendingHandshake, StreamHandle } from '../proto/ci
 import type { ChannelMachine } from '../proto/channel.js';
 import { boundedWait, startDeadline, type Deadline, type WaitOptions } from './wait.js';
 import type { CellWriter } from './cellwriter.js';
-import { defaultHandshake, handshakeFor, linkSpecifiersFor, type CircuitTarget, type HandshakeKind } from './handshakes.js';
+import { defaultHandshake, handshakeFor, linkSpecifiersFor, targetName, type CircuitTarget, type HandshakeKind } from './handshakes.js';
 
 export const DEFAULT_CREATE_TIMEOUT_MS = 10_000;
 export const DEFAULT_DIRECTORY_TIMEOUT_MS = 60_000;
@@ -29,11 +29,15 @@ export interface CreateCircuitOptions extends WaitOptions {
    */
   handshake?: 'fast' | HandshakeKind;
   target?: CircuitTarget;
+  /** Names the hop in errors ("hop #1 (name)"; default: the target's nickname or fingerprint, else the relay's address:port). */
+  name?: string | undefined;
 }
 
 export interface ExtendOptions extends WaitOptions {
   /** The new hop's handshake (default: ntor v3 when the target lists Relay=4, else ntor). */
   handshake?: HandshakeKind;
+  /** Names the new hop in errors ("hop #2 (name)"; default: the target's nickname, else its fingerprint). */
+  name?: string | undefined;
 }
 
 export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
@@ -113,16 +117,17 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
   /** @internal Creates the circuit on `channel` (use `relay.createCircuit()`). */
   static create<R extends CircuitConnection>(relay: R, channel: ChannelMachine, writer: CellWriter, options: CreateCircuitOptions): Promise<RelayCircuit<R>> {
     const kind = options.handshake ?? 'fast';
+    const name = options.name ?? (options.target ? targetName(options.target) : `${relay.address}:${relay.port}`);
     let pending: PendingHandshake | undefined;
     try {
       if (kind !== 'fast') {
         if (!options.target) throw new BadArgumentError(`a ${kind} handshake needs the relay's keys: pass options.target (rsa, ed25519, ntorOnionKey)`);
-        pending = handshakeFor(kind, options.target, `hop #1 (${relay.address}:${relay.port})`);
+        pending = handshakeFor(kind, options.target, `hop #1 (${name})`);
       }
     } catch (err) {
       return Promise.reject(err);
     }
-    const what = pending ? `CREATED2 (${pending.name}) from ${relay.address}:${relay.port}` : `CREATED_FAST from ${relay.address}:${relay.port}`;
+    const what = `${pending ? `CREATED2 (${pending.name})` : 'CREATED_FAST'} for hop #1 (${name}) from ${relay.address}:${relay.port}`;
     return boundedWait<RelayCircuit<R>>(what, options, DEFAULT_CREATE_TIMEOUT_MS, ({ resolve, reject }) => {
       const machine = channel.newCircuit({
         opened: () => {
@@ -139,8 +144,8 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
         extendFailed: (error) => wrappers.get(machine)?.settleExtend(error),
         truncated: () => wrappers.get(machine)?.settleTruncate(null),
       });
-      if (pending) machine.startCreate2(pending);
-      else machine.startCreateFast();
+      if (pending) machine.startCreate2(pending, name);
+      else machine.startCreateFast(name);
       return () => machine.destroy();
     });
   }
@@ -160,7 +165,7 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
    * answers TRUNCATED). Streams on the dropped hops end. The circuit can then be extended again.
    */
   truncate(hop: number, options: WaitOptions = {}): Promise<void> {
-    return boundedWait<void>(`TRUNCATED from hop #${hop + 1} of circuit ${this.id}`, options, DEFAULT_EXTEND_TIMEOUT_MS, ({ resolve, reject }) => {
+    return boundedWait<void>(`TRUNCATED from ${this.machine.hopLabel(hop)} of circuit ${this.id}`, options, DEFAULT_EXTEND_TIMEOUT_MS, ({ resolve, reject }) => {
       this.truncateWaiter = (error) => (error ? reject(error) : resolve());
       this.machine.truncate(hop);
       return (error) => {
@@ -193,15 +198,17 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
   extend(target: CircuitTarget, options: ExtendOptions = {}): Promise<void> {
     let pending: PendingHandshake;
     let specs: ReturnType<typeof linkSpecifiersFor>;
+    const name = options.name ?? targetName(target);
+    const label = `hop #${this.hopCount + 1} (${name})`;
     try {
-      pending = handshakeFor(options.handshake ?? defaultHandshake(target), target, `hop #${this.hopCount + 1} (${target.rsa})`);
+      pending = handshakeFor(options.handshake ?? defaultHandshake(target), target, label);
       specs = linkSpecifiersFor(target);
     } catch (err) {
       return Promise.reject(err);
     }
-    return boundedWait<void>(`EXTENDED2 (${pending.name}) for hop #${this.hopCount + 1} (${target.rsa}) on circuit ${this.id}`, options, DEFAULT_EXTEND_TIMEOUT_MS, ({ resolve, reject }) => {
+    return boundedWait<void>(`EXTENDED2 (${pending.name}) for ${label} on circuit ${this.id}`, options, DEFAULT_EXTEND_TIMEOUT_MS, ({ resolve, reject }) => {
+      this.machine.extend(specs, pending, name);
       this.extendWaiter = (error) => (error ? reject(error) : resolve());
-      this.machine.extend(specs, pending);
       return (error) => {
         this.extendWaiter = undefined;
         this.machine.destroy(undefined, error);

@@ -16,6 +16,7 @@ import {
   CircuitDestroyedError,
   DecodeError,
   InternalError,
+  LimitError,
   OrportError,
   ProtocolError,
   StreamClosedError,
@@ -55,6 +56,8 @@ export interface PendingHandshake {
 }
 /** tor-spec 5.6: clients send at most this many RELAY_EARLY cells per circuit. */
 export const MAX_RELAY_EARLY = 8;
+/** The most hops we build: relays close a circuit after 8 RELAY_EARLY cells (tor-spec 5.6), and each hop after the first costs one. */
+export const MAX_HOPS = 8;
 
 export interface CircuitOutput {
   /** Sends one framed cell on the channel. */
@@ -91,6 +94,8 @@ export interface StreamEvents {
 }
 
 interface Hop {
+  /** Names the hop in errors (a nickname, a fingerprint, an address). */
+  name: string | undefined;
   deliver: DeliverWindow;
   package: CircuitPackageWindow;
 }
@@ -129,6 +134,8 @@ export class CircuitMachine {
   private createFast: FastClientState | undefined;
   /** The CREATE2 or EXTEND2 handshake awaiting its reply. */
   private pending: PendingHandshake | undefined;
+  /** The name of the hop `pending` will add. */
+  private pendingName: string | undefined;
   private truncating: number | undefined;
   private relayEarlyLeft = MAX_RELAY_EARLY;
   private readonly random: (n: number) => Uint8Array;
@@ -167,15 +174,27 @@ export class CircuitMachine {
     return this.hops.length;
   }
 
+  /** "hop #3 (name)" for the 0-based hop `hop` (the one being added, too). */
+  hopLabel(hop: number): string {
+    const name = hop < this.hops.length ? this.hops[hop]!.name : hop === this.hops.length ? this.pendingName : undefined;
+    return `hop #${hop + 1}${name ? ` (${name})` : ''}`;
+  }
+
+  /** Every hop's label, for faults no single hop can be blamed for. */
+  private allHops(): string {
+    return this.hops.map((_, i) => this.hopLabel(i)).join(', ');
+  }
+
   /** Whether an EXTEND2 awaits its EXTENDED2. */
   get extending(): boolean {
     return this.pending !== undefined && this.state === 'open';
   }
 
-  /** tor-spec 5.1: sends CREATE2 with `handshake`'s onion skin (ntor, ntor v3). */
-  startCreate2(handshake: PendingHandshake): void {
+  /** tor-spec 5.1: sends CREATE2 with `handshake`'s onion skin (ntor, ntor v3); `name` names the hop in errors. */
+  startCreate2(handshake: PendingHandshake, name?: string): void {
     if (this.state !== 'new') throw new InternalError(`CREATE2 on a circuit in state ${this.state}`);
     this.pending = handshake;
+    this.pendingName = name;
     this.state = 'creating';
     this.send(new Create2Cell(this.circId, handshake.type, handshake.message).pack(this.linkProtocol));
   }
@@ -183,32 +202,47 @@ export class CircuitMachine {
   private handleCreated2(frame: CellFrame): void {
     const pending = this.pending;
     if (this.state !== 'creating' || !pending) throw new ProtocolError(`unexpected CREATED2 on circuit ${this.circId} (state ${this.state})`);
-    const created = Created2Cell.decodePayload(frame.payload, this.circId);
+    let created: Created2Cell;
+    try {
+      created = Created2Cell.decodePayload(frame.payload, this.circId);
+    } catch (err) {
+      if (err instanceof DecodeError) throw new ProtocolError(`${this.hopLabel(0)} of circuit ${this.circId} sent a malformed CREATED2: ${err.message}`, { cause: err });
+      throw err;
+    }
+    const name = this.pendingName;
     this.pending = undefined;
-    this.addHop(pending.finish(created.handshakeData));
+    this.pendingName = undefined;
+    this.addHop(pending.finish(created.handshakeData), name);
     this.state = 'open';
     this.events.opened();
   }
 
   /**
    * tor-spec 5.1.2: asks the last hop to extend the circuit to the relay `linkSpecifiers`
-   * name, with `handshake` for it (sent as RELAY_EARLY). The result arrives through
-   * `extended` or `extendFailed`.
+   * name, with `handshake` for it (sent as RELAY_EARLY); `name` names the new hop in
+   * errors. The result arrives through `extended` or `extendFailed`. A circuit of
+   * MAX_HOPS hops is refused (LimitError) before anything is sent.
    */
-  extend(linkSpecifiers: readonly LinkSpecifier[], handshake: PendingHandshake): void {
+  extend(linkSpecifiers: readonly LinkSpecifier[], handshake: PendingHandshake, name?: string): void {
     this.assertOpen();
-    if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is already extending`);
-    if (this.truncating !== undefined) throw new BadArgumentError(`circuit ${this.circId} is truncating`);
+    const label = `hop #${this.hops.length + 1}${name ? ` (${name})` : ''}`;
+    if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is already extending (to ${this.hopLabel(this.hops.length)}); cannot extend to ${label}`);
+    if (this.truncating !== undefined) throw new BadArgumentError(`circuit ${this.circId} is truncating; cannot extend to ${label}`);
+    if (this.hops.length >= MAX_HOPS) {
+      throw new LimitError(`circuit ${this.circId} has ${this.hops.length} hops, the most we build (relays allow ${MAX_RELAY_EARLY} RELAY_EARLY cells, tor-spec 5.6): ${label} refused`, MAX_HOPS);
+    }
+    if (this.relayEarlyLeft === 0) throw new LimitError(`circuit ${this.circId} has used its ${MAX_RELAY_EARLY} RELAY_EARLY cells (tor-spec 5.6): EXTEND2 for ${label} cannot be sent`, MAX_RELAY_EARLY);
     const body = new Extend2Msg(linkSpecifiers, handshake.type, handshake.message).encode();
     this.sendRelay(this.hops.length - 1, 14, 0, body);
     this.pending = handshake;
+    this.pendingName = name;
   }
 
   /** tor-spec 5.4: asks hop `hop` (0-based) to drop the hops after it; TRUNCATED arrives through `truncated`. */
   truncate(hop: number): void {
     this.assertOpen();
     if (!Number.isInteger(hop) || hop < 0 || hop >= this.hops.length - 1) throw new BadArgumentError(`truncate to hop #${hop + 1}: the circuit has ${this.hops.length} hops`);
-    if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is extending`);
+    if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is extending (to ${this.hopLabel(this.hops.length)}); cannot truncate to ${this.hopLabel(hop)}`);
     this.truncating = hop;
     // tor reads a reason byte from TRUNCATE's body (relay.c) and refuses an empty body: send reason NONE.
     this.sendRelay(hop, 8, 0, Uint8Array.of(0));
@@ -216,41 +250,57 @@ export class CircuitMachine {
 
   private handleExtended2(hop: number, body: Uint8Array): void {
     const pending = this.pending;
-    if (!pending || hop !== this.hops.length - 1) throw new ProtocolError(`EXTENDED2 from hop #${hop + 1} of circuit ${this.circId}, which ${pending ? `is extending at hop #${this.hops.length}` : 'asked for no extension'}`);
+    if (!pending || hop !== this.hops.length - 1) {
+      throw new ProtocolError(`EXTENDED2 from ${this.hopLabel(hop)} of circuit ${this.circId}, which ${pending ? `is extending at ${this.hopLabel(this.hops.length - 1)}` : 'asked for no extension'}`);
+    }
+    const label = this.hopLabel(this.hops.length);
+    const name = this.pendingName;
     this.pending = undefined;
+    this.pendingName = undefined;
     let keys: Tor1Keys;
     try {
-      keys = pending.finish(Extended2Msg.decode(body).handshakeData);
+      let reply: Uint8Array;
+      try {
+        reply = Extended2Msg.decode(body).handshakeData;
+      } catch (err) {
+        if (err instanceof DecodeError) throw new ProtocolError(`${this.hopLabel(hop)} sent a malformed EXTENDED2 for ${label} on circuit ${this.circId}: ${err.message}`, { cause: err });
+        throw err;
+      }
+      keys = pending.finish(reply);
     } catch (err) {
       if (err instanceof OrportError) this.events.extendFailed?.(err);
       throw err;
     }
-    this.addHop(keys);
+    this.addHop(keys, name);
     this.events.extended?.(this.hops.length);
   }
 
   private handleTruncated(hop: number, body: Uint8Array): void {
     const msg = TruncatedMsg.decode(body);
     const dropped = this.hops.length - (hop + 1);
+    const label = this.hopLabel(hop);
+    const extendingTo = this.pending ? this.hopLabel(this.hops.length) : undefined;
     this.crypto.truncate(hop + 1);
     this.hops.length = hop + 1;
     this.truncating = undefined;
     const ended: Stream[] = [];
     for (const stream of this.streams.values()) if (stream.hop > hop) ended.push(stream);
-    const error = new CircuitDestroyedError('relay', msg.reason, msg.reasonInt, `hop #${hop + 1} truncated the circuit after it (${dropped} hop${dropped === 1 ? '' : 's'} gone)`);
+    const error = new CircuitDestroyedError('relay', msg.reason, msg.reasonInt, `${label} truncated circuit ${this.circId} after it (${dropped} hop${dropped === 1 ? '' : 's'} gone)`);
     for (const stream of ended) {
       this.forget(stream);
       stream.events.ended(error);
     }
     const pending = this.pending;
     this.pending = undefined;
-    if (pending) this.events.extendFailed?.(new CircuitDestroyedError('relay', msg.reason, msg.reasonInt, `hop #${hop + 1} could not extend the circuit (TRUNCATED)`));
+    this.pendingName = undefined;
+    if (pending) this.events.extendFailed?.(new CircuitDestroyedError('relay', msg.reason, msg.reasonInt, `${label} could not extend circuit ${this.circId} to ${extendingTo} (TRUNCATED)`));
     this.events.truncated?.(hop, msg.reason, msg.reasonInt);
   }
 
-  /** tor-spec 5.1.5: sends CREATE_FAST with a fresh X. */
-  startCreateFast(): void {
+  /** tor-spec 5.1.5: sends CREATE_FAST with a fresh X; `name` names the hop in errors. */
+  startCreateFast(name?: string): void {
     if (this.state !== 'new') throw new InternalError(`CREATE_FAST on a circuit in state ${this.state}`);
+    this.pendingName = name;
     const { state, message } = fastClientStart(this.random);
     this.createFast = state;
     this.state = 'creating';
@@ -262,19 +312,18 @@ export class CircuitMachine {
     if (this.state !== 'creating' || !pending) throw new ProtocolError(`unexpected CREATED_FAST on circuit ${this.circId} (state ${this.state})`);
     const created = CreatedFastCell.decodePayload(frame.payload, this.circId);
     this.createFast = undefined;
-    this.addHop(fastClientFinish(pending, created.keyMaterial, created.derivativeKey, `circuit ${this.circId}`));
+    const name = this.pendingName;
+    this.pendingName = undefined;
+    this.addHop(fastClientFinish(pending, created.keyMaterial, created.derivativeKey, `circuit ${this.circId} ${this.hopLabel(0)}`), name);
     this.state = 'open';
     this.events.opened();
   }
 
-  /** Adds a hop whose keys have been agreed (by CREATE_FAST, ntor, or EXTEND2). */
-  addHop(keys: Tor1Keys): void {
+  /** Adds a hop whose keys have been agreed (by CREATE_FAST, ntor, or EXTEND2); `name` names it in errors. */
+  addHop(keys: Tor1Keys, name?: string): void {
     this.crypto.addHop(new Tor1Layer(keys));
-    const n = this.hops.length + 1;
-    this.hops.push({
-      deliver: new DeliverWindow(CIRCUIT_WINDOW, `circuit ${this.circId} hop #${n}`),
-      package: new CircuitPackageWindow(`circuit ${this.circId} hop #${n}`),
-    });
+    const label = `circuit ${this.circId} hop #${this.hops.length + 1}${name ? ` (${name})` : ''}`;
+    this.hops.push({ name, deliver: new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label) });
   }
 
   // -------------------------------------------------------------------------------
@@ -303,11 +352,11 @@ export class CircuitMachine {
           return;
         case CMD.DESTROY: {
           const destroy = DestroyCell.decodePayload(frame.payload, this.circId);
-          this.finish(new CircuitDestroyedError('relay', destroy.reason, destroy.reasonInt));
+          this.finish(new CircuitDestroyedError('relay', destroy.reason, destroy.reasonInt, this.destroyDetail()));
           return;
         }
         case CMD.RELAY_EARLY:
-          throw new ProtocolError(`the relay sent a RELAY_EARLY cell on circuit ${this.circId}; clients must close such circuits (tor-spec 5.6)`);
+          throw new ProtocolError(`${this.originOf(frame.payload)} sent a RELAY_EARLY cell on circuit ${this.circId}; clients must close such circuits (tor-spec 5.6)`);
         default:
           throw new ProtocolError(`unexpected cell command ${frame.command} on circuit ${this.circId}`);
       }
@@ -318,18 +367,45 @@ export class CircuitMachine {
     }
   }
 
+  /** What a DESTROY interrupted, naming the hops (it arrives from hop #1, maybe on behalf of a later one: tor-spec 5.4). */
+  private destroyDetail(): string {
+    if (this.state === 'creating') return `while creating ${this.hopLabel(0)} of circuit ${this.circId}`;
+    const through = `DESTROY came through hop #1 of ${this.hops.length} (${this.allHops()})`;
+    return this.pending ? `while extending circuit ${this.circId} to ${this.hopLabel(this.hops.length)}; ${through}` : `circuit ${this.circId}: ${through}`;
+  }
+
+  /**
+   * Which hop a cell we refuse anyway came from, for the message: decrypting spends the
+   * circuit's crypto state, which is fine only because the circuit is closed next.
+   */
+  private originOf(payload: Uint8Array): string {
+    if (this.state !== 'open') return this.hopLabel(0);
+    try {
+      return this.hopLabel(this.crypto.decrypt(payload).hop);
+    } catch {
+      return `hop #1 of ${this.hops.length} (${this.allHops()}; recognized by none)`;
+    }
+  }
+
   private handleRelay(payload: Uint8Array): void {
-    if (this.state !== 'open') throw new ProtocolError(`RELAY cell on circuit ${this.circId} before it was created`);
+    if (this.state !== 'open') throw new ProtocolError(`RELAY cell on circuit ${this.circId} before ${this.hopLabel(0)} was created`);
     // `plain` is a fresh buffer (the cipher's output): views into it are ours to hand out.
-    const { hop, plain, digest } = this.crypto.decrypt(payload);
+    let recognized: ReturnType<CircuitCrypto['decrypt']>;
+    try {
+      recognized = this.crypto.decrypt(payload);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      throw new ProtocolError(`circuit ${this.circId}: a RELAY cell was not recognized by any of its ${this.hops.length} hop(s) (${this.allHops()}): its 'recognized' field or digest does not match`, { code: 'E_BAD_CELL_AUTH', cause: err });
+    }
+    const { hop, plain, digest } = recognized;
     const command = plain[0]!;
     const streamId = (plain[3]! << 8) | plain[4]!;
     const length = (plain[9]! << 8) | plain[10]!;
-    if (length > RELAY_DATA_MAX) throw new ProtocolError(`RELAY cell from hop #${hop + 1} claims ${length} bytes of data; at most ${RELAY_DATA_MAX} fit`);
+    if (length > RELAY_DATA_MAX) throw new ProtocolError(`RELAY cell from ${this.hopLabel(hop)} claims ${length} bytes of data; at most ${RELAY_DATA_MAX} fit`);
     const body = plain.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length);
     const rule = streamIdRule(command);
     if ((rule === 'required' && streamId === 0) || (rule === 'disallowed' && streamId !== 0)) {
-      throw new ProtocolError(`${RelayCommand.nameOf(command)} from hop #${hop + 1} ${streamId ? `has stream id ${streamId}, but it concerns the circuit` : 'needs a stream id, but has 0'}`);
+      throw new ProtocolError(`${RelayCommand.nameOf(command)} from ${this.hopLabel(hop)} ${streamId ? `has stream id ${streamId}, but it concerns the circuit` : 'needs a stream id, but has 0'}`);
     }
     const hopState = this.hops[hop]!;
     switch (command) {
@@ -380,7 +456,7 @@ export class CircuitMachine {
       this.counters.dropped++;
       return undefined;
     }
-    if (stream.hop !== hop) throw new ProtocolError(`${what} for stream ${streamId} came from hop #${hop + 1}, but the stream is attached to hop #${stream.hop + 1}`);
+    if (stream.hop !== hop) throw new ProtocolError(`${what} for stream ${streamId} came from ${this.hopLabel(hop)}, but the stream is attached to ${this.hopLabel(stream.hop)}`);
     return stream;
   }
 
@@ -438,7 +514,7 @@ export class CircuitMachine {
     if (!Number.isInteger(streamId) || streamId < 1 || streamId > 0xffff) throw new BadArgumentError(`stream ids are 1-65535, not ${streamId}`);
     if (this.streams.has(streamId)) throw new BadArgumentError(`stream ${streamId} is already open on circuit ${this.circId}`);
     if (begin.command !== 1 && begin.command !== 13) throw new BadArgumentError(`streams open with BEGIN or BEGIN_DIR, not ${RelayCommand.nameOf(begin.command)}`);
-    if (hop < 0 || hop >= this.hops.length) throw new BadArgumentError(`no hop #${hop + 1} on circuit ${this.circId}`);
+    if (!Number.isInteger(hop) || hop < 0 || hop >= this.hops.length) throw new BadArgumentError(`no hop #${hop + 1} on circuit ${this.circId} (it has ${this.hops.length}: ${this.allHops()})`);
     const stream: Stream = {
       id: streamId,
       hop,
@@ -525,7 +601,7 @@ export class CircuitMachine {
     if (body.length > RELAY_DATA_MAX) throw new InternalError(`relay body of ${body.length} bytes`);
     // Refuse before touching the crypto state (digest, keystream), which must stay in step.
     if (command === 14 && this.relayEarlyLeft === 0) {
-      throw new ProtocolError(`circuit ${this.circId} has used its ${MAX_RELAY_EARLY} RELAY_EARLY cells; EXTEND2 cannot be sent`);
+      throw new ProtocolError(`circuit ${this.circId} has used its ${MAX_RELAY_EARLY} RELAY_EARLY cells (tor-spec 5.6); EXTEND2 to ${this.hopLabel(this.hops.length)} cannot be sent`);
     }
     const circIdLen = this.linkProtocol.circIdSize.size;
     const cell = allocPooled(this.linkProtocol.fixedCellLength); // zeroed: the 4 bytes after the body stay 0
@@ -579,6 +655,7 @@ export class CircuitMachine {
     this.closeError = error;
     const pending = this.pending;
     this.pending = undefined;
+    this.pendingName = undefined;
     if (pending && this.hops.length > 0) this.events.extendFailed?.(error);
     const streams = [...this.streams.values()];
     this.streams.clear();
