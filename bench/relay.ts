@@ -47,21 +47,16 @@
  * Nothing asserts wall-clock time: this only reports (exit status 1 only for wrong answers).
  */
 import { createHash } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { inflateSync } from 'node:zlib';
-import { AbortError, Relay, parseHttpResponse, type ConnectOptions, type RelayCircuit } from '../src/index.js';
+import { Relay, parseHttpResponse, type ConnectOptions, type RelayCircuit } from '../src/index.js';
 import { JsonLinesPeer } from './peer.js';
+import { runOnTestnet } from './testnet-run.js';
 import {
-  ensureIsolated,
-  parseTestnetDescription,
   relayNodes,
-  startTestnet,
   type RelayNodeDescription,
-  type Testnet,
   type TestnetDescription,
 } from '../src/testnet/index.js';
 
@@ -699,56 +694,13 @@ function report(r: ReportInput): void {
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
-  const interrupt = new AbortController();
-  setMaxListeners(0, interrupt.signal); // every one of a batch's concurrent fetches listens to it
-  const onSignal = (sig: NodeJS.Signals) => interrupt.abort(new AbortError(`bench/relay (${sig})`));
   const say = (m: string) => {
     if (!opts.json) process.stderr.write(`bench/relay: ${m}\n`);
   };
-  /** Runs the bench; an interruption (whatever error the aborted operation threw) exits with 130. */
-  const run = async (description: TestnetDescription): Promise<number> => {
-    try {
-      await bench(description, opts, interrupt.signal);
-      return problems.length ? 1 : 0;
-    } catch (err) {
-      if (!interrupt.signal.aborted) throw err;
-      say(`interrupted (${err instanceof Error ? err.message : String(err)})`);
-      return 130;
-    }
-  };
-
-  const jsonPath = process.env.ORPORT_TESTNET_JSON;
-  if (jsonPath) {
-    const description = parseTestnetDescription(readFileSync(jsonPath, 'utf8'), jsonPath);
-    for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, onSignal);
-    try {
-      return await run(description);
-    } finally {
-      for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
-    }
-  }
-
-  const outcome = await ensureIsolated({ log: say });
-  if (outcome.kind === 'reexecuted') return outcome.exitCode;
-  for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, onSignal);
-  let testnet: Testnet | undefined;
-  try {
-    say('booting a private Tor network on 127.0.0.1 (3 authorities, 4 relays, 2 exits)…');
-    testnet = await startTestnet({ signal: interrupt.signal, httpFileBytes: 1024, log: opts.verbose ? (m) => process.stderr.write(`  ${m}\n`) : undefined });
-    const description = testnet.describe();
-    say(`network up in ${(description.timings.totalMs / 1000).toFixed(1)} s`);
-    return await run(description);
-  } catch (err) {
-    if (!interrupt.signal.aborted) throw err;
-    say('interrupted while booting the network');
-    return 130;
-  } finally {
-    if (testnet) {
-      say('stopping the network');
-      await testnet.stop();
-    }
-    for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
-  }
+  return runOnTestnet({ name: 'relay', say, verbose: opts.verbose }, async (description, signal) => {
+    await bench(description, opts, signal);
+    return problems.length ? 1 : 0;
+  });
 }
 
 main().then(

@@ -1,5 +1,6 @@
 /** cli/commands — the registry of subcommands, in the order `--help` lists them. */
 import type { Command } from './command.js';
+import { circuitCommand } from './circuit.js';
 import { consensusCommand } from './consensus.js';
 import { demoCommand } from './demo.js';
 import { dirCommand } from './dir.js';
@@ -7,4 +8,4 @@ import { probeCommand } from './probe.js';
 import { scanCommand } from './scan.js';
 import { testnetCommand } from './testnet.js';
 
-export const commands: readonly Command[] = [demoCommand, consensusCommand, dirCommand, probeCommand, scanCommand, testnetCommand];
+export const commands: readonly Command[] = [demoCommand, consensusCommand, circuitCommand, dirCommand, probeCommand, scanCommand, testnetCommand];

@@ -4,10 +4,12 @@
  * Just enough to change options of a running node: AUTHENTICATE (our nodes
  * have no control-port authentication), SETCONF, QUIT, in one write, then
  * every reply line is checked for a 250 status. Bounded by a timeout and an
- * AbortSignal; the socket is always destroyed. Not a general controller: no
- * events, no GETINFO, no quoting beyond simple values.
+ * AbortSignal; the socket is always destroyed. And `ControlSession`, for the
+ * benches: one command at a time (its reply lines), asynchronous events (650)
+ * to a listener, every wait bounded. Not a general controller: no quoting
+ * beyond simple values, no multi-line data replies (`250+`).
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { BadArgumentError, EnvironmentError, TimeoutError } from '../errors.js';
 import { abortReason } from './wait.js';
 
@@ -55,4 +57,96 @@ export function controlSetConf(port: number, settings: Readonly<Record<string, s
     });
     socket.write(`AUTHENTICATE\r\nSETCONF ${pairs.join(' ')}\r\nQUIT\r\n`);
   });
+}
+
+/** A control-port connection: `command()` one at a time, events (650 lines) to `onEvent`. */
+export class ControlSession {
+  private buffer = '';
+  private reply: string[] = [];
+  private waiter: { resolve: (lines: string[]) => void; reject: (err: Error) => void; timer: NodeJS.Timeout } | undefined;
+  private closedError: Error | undefined;
+  /** Called with each asynchronous event line (without the "650 " prefix). */
+  onEvent: ((line: string) => void) | undefined;
+
+  private constructor(private readonly socket: Socket, readonly port: number) {
+    socket.setEncoding('utf8');
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: string) => this.read(chunk));
+    socket.on('error', (err) => this.fail(new EnvironmentError(`control port ${port}: ${err.message}`, { cause: err })));
+    socket.on('close', () => this.fail(new EnvironmentError(`control port ${port} closed`)));
+  }
+
+  /** Connects to 127.0.0.1:`port` and authenticates (our nodes need no credentials). */
+  static async open(port: number, options: ControlOptions): Promise<ControlSession> {
+    const socket = connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new TimeoutError(`control port ${port}`, options.timeoutMs));
+      }, options.timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new EnvironmentError(`control port ${port}: ${err.message}`, { cause: err }));
+      });
+    });
+    const session = new ControlSession(socket, port);
+    await session.command('AUTHENTICATE', options.timeoutMs);
+    return session;
+  }
+
+  /** Sends one command line; resolves to its reply lines once the final one ("250 …") arrives, rejects on another status. */
+  command(line: string, timeoutMs: number): Promise<string[]> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.waiter) return Promise.reject(new BadArgumentError(`control port ${this.port}: one command at a time (sending ${line} while another is pending)`));
+    if (/[\r\n]/.test(line)) return Promise.reject(new BadArgumentError('a control command is one line'));
+    return new Promise<string[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new TimeoutError(`the reply to ${line} on control port ${this.port}`, timeoutMs));
+      }, timeoutMs);
+      this.waiter = { resolve, reject, timer };
+      this.socket.write(`${line}\r\n`);
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private read(chunk: string): void {
+    this.buffer += chunk;
+    let end: number;
+    while ((end = this.buffer.indexOf('\r\n')) >= 0) {
+      const line = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(end + 2);
+      if (line.startsWith('650')) {
+        this.onEvent?.(line.slice(4));
+        continue;
+      }
+      this.reply.push(line);
+      if (line[3] !== ' ') continue; // 250- and 250+ lines continue the reply
+      const lines = this.reply;
+      this.reply = [];
+      const waiter = this.waiter;
+      this.waiter = undefined;
+      if (!waiter) continue;
+      clearTimeout(waiter.timer);
+      if (line.startsWith('250')) waiter.resolve(lines);
+      else waiter.reject(new EnvironmentError(`control port ${this.port}: tor answered ${lines.join(' | ')}`));
+    }
+  }
+
+  private fail(error: Error): void {
+    this.closedError ??= error;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+  }
 }

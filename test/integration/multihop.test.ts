@@ -16,6 +16,12 @@ import { Relay } from '../../src/client/relay.js';
 import { parseHttpResponse } from '../../src/dir/http.js';
 import { CircuitDestroyedError, HandshakeError, OrportError } from '../../src/errors.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { httpGetText } from '../../src/testnet/dirport.js';
 
 const AUTHORITY = 'GET /tor/server/authority HTTP/1.0\r\n\r\n';
 
@@ -80,6 +86,124 @@ describe('multi-hop circuits on the private network', { skip: testnetSkipReason(
     } finally {
       await own.close();
     }
+  });
+
+  for (const handshake of ['ntor', 'ntor-v3'] as const) {
+    it(`path selection with ${handshake} at every hop: three distinct relays, the exit accepts the port, each hop listed`, async () => {
+      const circuit = await client.buildCircuit({ exitPort: 80, handshake });
+      try {
+        assert.equal(circuit.hops.length, 3);
+        assert.deepEqual(circuit.hops.map((h) => h.handshake), [handshake, handshake, handshake]);
+        assert.deepEqual(circuit.hops.map((h) => h.index), [0, 1, 2]);
+        assert.equal(new Set(circuit.hops.map((h) => h.rsa)).size, 3);
+        const exit = client.consensus.relays.find((r) => r.rsa === circuit.hops[2]!.rsa)!;
+        assert.match(exit.exitPolicy.ipv4, /^accept/);
+        assert.equal(servedBy(await circuit.directory(AUTHORITY, 1)), exit.rsa);
+      } finally {
+        await circuit.close();
+      }
+    });
+  }
+
+  it('a directory document through the third hop is byte-identical to that relay\'s DirPort copy', async () => {
+    const circuit = await client.buildCircuit();
+    try {
+      const third = client.consensus.relays.find((r) => r.rsa === circuit.hops[2]!.rsa)!;
+      for (let attempt = 0; ; attempt++) {
+        const viaTor = Buffer.from(parseHttpResponse(await circuit.directory(AUTHORITY, attempt + 1)).body).toString('latin1');
+        // The microdesc consensus lists no DirPorts (tor 0.4.9 writes 0): take it from the network's description.
+        const node = loadTestnet().nodes.find((n) => n.nick === third.nickname)!;
+        const viaDirPort = await httpGetText(node.dirPort!, '/tor/server/authority', { timeoutMs: 10_000 });
+        assert.equal(viaDirPort.status, 200);
+        // A relay may publish a new descriptor between the two requests: then ask again.
+        if (viaTor !== viaDirPort.body && attempt < 2) continue;
+        assert.equal(viaTor, viaDirPort.body);
+        assert.ok(viaTor.length > 500);
+        break;
+      }
+    } finally {
+      await circuit.close();
+    }
+  });
+
+  it('100 three-hop circuits built back to back, none failing; one connection to the guard', async () => {
+    const before = client.stats.channels.opened;
+    const guards = new Set<string>();
+    for (let i = 0; i < 100; i++) {
+      const circuit = await client.buildCircuit({ timeoutMs: 20_000, attempts: 1 });
+      guards.add(circuit.hops[0]!.rsa);
+      assert.equal(circuit.hops.length, 3);
+      await circuit.close();
+    }
+    assert.equal(guards.size, 1, 'every circuit through the first primary guard');
+    assert.ok(client.stats.channels.opened - before <= 1, `${client.stats.channels.opened - before} connections opened`);
+  });
+
+  it('circuits of 1 to 8 hops; the last hop answers', async () => {
+    for (let hops = 1; hops <= 8; hops++) {
+      const circuit = await client.buildCircuit({ hops, timeoutMs: 30_000 });
+      try {
+        assert.equal(circuit.hops.length, hops);
+        assert.equal(circuit.circuit.hopCount, hops);
+        assert.equal(new Set(circuit.hops.map((h) => h.rsa)).size, hops, 'no relay twice');
+        assert.equal(servedBy(await circuit.directory(AUTHORITY, 1)), circuit.hops[hops - 1]!.rsa, `hop #${hops} answered`);
+      } finally {
+        await circuit.close();
+      }
+    }
+    await assert.rejects(client.buildCircuit({ hops: 9 }), /1 to 8 hops/);
+  });
+
+  it('guards persist in cacheDir: a second client builds through the same first hop; an idle connection closes', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'orport-guards-'));
+    const network = Network.fromTorrc(readFileSync(loadTestnet().networkFile, 'utf8'));
+    try {
+      const first = await TorClient.create({ network, cacheDir, refresh: false, timeoutMs: 60_000, channelIdleTimeoutMs: 200 });
+      let guard: string;
+      try {
+        const circuit = await first.buildCircuit();
+        guard = circuit.hops[0]!.rsa;
+        assert.equal(first.stats.guards.find((g) => g.rsa === guard)?.confirmed, true);
+        await circuit.close();
+        for (let i = 0; i < 100 && first.stats.channels.idleClosed === 0; i++) await sleep(20);
+        assert.equal(first.stats.channels.idleClosed, 1, 'the guard connection closed once idle');
+      } finally {
+        await first.close();
+      }
+      const state = JSON.parse(readFileSync(join(cacheDir, 'guard-state.json'), 'utf8'));
+      assert.equal(state.version, 1);
+      assert.ok(state.guards.some((g: { rsa: string; confirmedOn?: string }) => g.rsa === guard && g.confirmedOn));
+      const second = await TorClient.create({ network, cacheDir, refresh: false, timeoutMs: 60_000 });
+      try {
+        const circuit = await second.buildCircuit();
+        assert.equal(circuit.hops[0]!.rsa, guard, 'the same guard');
+        await circuit.close();
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it('orport circuit --path a,b,c --handshake ntor --json prints each hop; a relay not in the consensus exits 1 naming it', async () => {
+    const root = resolve(dirname(new URL(import.meta.url).pathname), '../..');
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+        execFile(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'circuit', '--network', loadTestnet().networkFile, ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
+          done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const [a, b, c] = relays;
+    const ok = await run(['--path', `${a!.nickname},${b!.rsa},$${c!.rsa}`, '--handshake', 'ntor', '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const out = JSON.parse(ok.stdout);
+    assert.deepEqual(out.hops.map((h: { fingerprint: string }) => h.fingerprint), [a!.rsa, b!.rsa, c!.rsa]);
+    assert.deepEqual(out.hops.map((h: { handshake: string }) => h.handshake), ['ntor', 'ntor', 'ntor']);
+    assert.ok(out.hops.every((h: { ms: number }) => h.ms > 0));
+    const bad = await run(['--path', `${a!.nickname},nosuchrelay`]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /nosuchrelay/);
   });
 
   it('TRUNCATE back to hop #1 (TRUNCATED), then extend elsewhere', async () => {

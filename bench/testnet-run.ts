@@ -1,0 +1,71 @@
+/**
+ * bench/testnet-run — how a bench gets the private network: the one in
+ * ORPORT_TESTNET_JSON (inside `orport testnet -- …` or `npm test`), or one it boots
+ * itself (ensureIsolated(): as root it re-executes under `unshare --net`, so every tor
+ * runs in a namespace with only loopback; then startTestnet()) and stops at the end.
+ * SIGINT / SIGTERM abort the run's signal; an interrupted run exits 130.
+ *
+ * Layer: bench support (uses src/testnet). Measures nothing itself.
+ */
+import { setMaxListeners } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { AbortError } from '../src/errors.js';
+import { ensureIsolated, parseTestnetDescription, startTestnet, type Testnet, type TestnetDescription } from '../src/testnet/index.js';
+
+export interface TestnetRunOptions {
+  /** The bench's name, for messages. */
+  readonly name: string;
+  readonly say: (message: string) => void;
+  readonly verbose?: boolean;
+  /** Also start C tor's client (when booting a network). */
+  readonly client?: boolean;
+}
+
+/** Runs `bench` on a private network and resolves to its exit status (130 when interrupted). */
+export async function runOnTestnet(options: TestnetRunOptions, bench: (description: TestnetDescription, signal: AbortSignal) => Promise<number>): Promise<number> {
+  const { say } = options;
+  const interrupt = new AbortController();
+  setMaxListeners(0, interrupt.signal);
+  const onSignal = (sig: NodeJS.Signals) => interrupt.abort(new AbortError(`bench/${options.name} (${sig})`));
+  const run = async (description: TestnetDescription): Promise<number> => {
+    try {
+      return await bench(description, interrupt.signal);
+    } catch (err) {
+      if (!interrupt.signal.aborted) throw err;
+      say(`interrupted (${err instanceof Error ? err.message : String(err)})`);
+      return 130;
+    }
+  };
+  const jsonPath = process.env.ORPORT_TESTNET_JSON;
+  if (!jsonPath) {
+    const outcome = await ensureIsolated({ log: say });
+    if (outcome.kind === 'reexecuted') return outcome.exitCode;
+  }
+  for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, onSignal);
+  let testnet: Testnet | undefined;
+  try {
+    if (jsonPath) return await run(parseTestnetDescription(readFileSync(jsonPath, 'utf8'), jsonPath));
+    say('booting a private Tor network on 127.0.0.1…');
+    testnet = await startTestnet({ signal: interrupt.signal, httpFileBytes: 1024, client: options.client, log: options.verbose ? (m) => process.stderr.write(`  ${m}\n`) : undefined });
+    const description = testnet.describe();
+    say(`network up in ${(description.timings.totalMs / 1000).toFixed(1)} s`);
+    return await run(description);
+  } catch (err) {
+    if (!interrupt.signal.aborted) throw err;
+    say('interrupted while booting the network');
+    return 130;
+  } finally {
+    if (testnet) {
+      say('stopping the network');
+      await testnet.stop();
+    }
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
+  }
+}
+
+/** The q-quantile (0..1) of `values` (nearest rank); NaN when empty. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
