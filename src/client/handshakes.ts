@@ -7,12 +7,12 @@
  * Layer: client glue, no I/O. The handshakes' maths is crypto/handshake's.
  */
 import { randomBytes } from 'node:crypto';
-import { BadArgumentError } from '../errors.js';
+import { BadArgumentError, HandshakeError, OrportError } from '../errors.js';
 import { LinkByEd25519, LinkByFingerprint, LinkByIPv4, LinkByIPv6, type LinkSpecifier } from '../codec/datatype.js';
 import type { PendingHandshake } from '../proto/circuit.js';
 import { supportsVersion } from '../dir/consensus.js';
 import { ntorClientFinish, ntorClientStart } from '../crypto/handshake/ntor.js';
-import { encodeNtorV3Request, ntorV3ClientFinish, ntorV3ClientStart } from '../crypto/handshake/ntorv3.js';
+import { decodeNtorV3Response, encodeNtorV3Request, ntorV3ClientFinish, ntorV3ClientStart } from '../crypto/handshake/ntorv3.js';
 
 /** A relay to build a hop to: `TorClient`'s `RelayInfo` is one. */
 export interface CircuitTarget {
@@ -65,9 +65,34 @@ export function handshakeFor(kind: HandshakeKind, target: CircuitTarget, where: 
     const ed25519Id = bytesOf(target.ed25519, 32, 'the Ed25519 identity', target);
     // CM is an extension list; tor refuses an empty CM, so nothing asked for is `00` (no congestion control yet).
     const { state, message } = ntorV3ClientStart({ ed25519Id, ntorKey }, encodeNtorV3Request(), random);
-    return { type: HTYPE['ntor-v3'], name: 'ntor v3', message, finish: (reply) => ntorV3ClientFinish(state, reply, where).keys };
+    return {
+      type: HTYPE['ntor-v3'],
+      name: 'ntor v3',
+      message,
+      finish: (reply) => {
+        const { keys, serverMessage } = ntorV3ClientFinish(state, reply, where);
+        checkServerMessage(serverMessage, where);
+        return keys;
+      },
+    };
   }
   throw new BadArgumentError(`unknown circuit handshake ${JSON.stringify(kind)} (known: ntor, ntor-v3)`);
+}
+
+/**
+ * The relay's ntor v3 message SM must be a well-formed extension list (prop 332: parties
+ * MUST reject messages that are not); unknown extensions are ignored. We asked for no
+ * congestion control (and do none), so a relay turning it on is refused too.
+ */
+function checkServerMessage(serverMessage: Uint8Array, where: string): void {
+  let sendmeInc: number | undefined;
+  try {
+    sendmeInc = decodeNtorV3Response(serverMessage, `the ntor v3 server message`).sendmeInc;
+  } catch (err) {
+    if (!(err instanceof OrportError)) throw err;
+    throw new HandshakeError(`ntor v3 reply on ${where}: the relay's message is malformed (prop 332): ${err.message}`, { cause: err });
+  }
+  if (sendmeInc !== undefined) throw new HandshakeError(`ntor v3 reply on ${where}: the relay turned on congestion control (sendme_inc ${sendmeInc}), which we did not ask for (prop 324)`);
 }
 
 /** EXTEND2 link specifiers (tor-spec 5.1.2), in tor's order: IPv4, RSA id, Ed25519 id, IPv6. */
