@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
-import { AbortError, BadArgumentError, CircuitBuildError, DirectoryError, InternalError, OrportError } from '../errors.js';
+import { AbortError, BadArgumentError, CircuitBuildError, DirectoryError, InternalError, OrportError, TimeoutError } from '../errors.js';
 import { Network } from '../dir/network.js';
 import { parseAuthorityCerts, verifyAuthorityCerts, type AuthorityCert } from '../dir/authcert.js';
 import { verifyConsensus } from '../dir/verify.js';
@@ -21,7 +21,7 @@ import type { MicrodescConsensus, RouterEntry } from '../dir/consensus.js';
 import { DirCache } from './dircache.js';
 import { DirectoryClient, type DirClientOptions, type DirSource, type DirStats } from './dirclient.js';
 import { startDeadline, type WaitOptions } from './wait.js';
-import { ChannelManager } from './channels.js';
+import { ChannelManager, type ChannelManagerOptions } from './channels.js';
 import { TorCircuit } from './torcircuit.js';
 import { defaultHandshake, type HandshakeKind } from './handshakes.js';
 import { policyAllows, selectRelays, type Path } from '../path/select.js';
@@ -96,6 +96,8 @@ export interface TorClientOptions extends WaitOptions {
   directory?: DirClientOptions;
   /** Close a relay connection after this long without circuits (default 180-270 s, as tor). */
   channelIdleTimeoutMs?: number;
+  /** How relay connections are made (tests and instrumentation; default `Relay.connect`, pinned). */
+  connectRelay?: ChannelManagerOptions['connect'];
   /** Keep this many three-hop circuits (0 or 1) built ahead for port 80 (default 0). */
   preemptiveCircuits?: number;
 }
@@ -144,6 +146,8 @@ export interface TorClientStats {
   readonly guards: readonly { nickname: string; rsa: string; primary: boolean; confirmed: boolean; reachable: boolean }[];
   /** Relay connections: open now, opened, reused, closed for being idle. */
   readonly channels: { open: number; opened: number; reused: number; idleClosed: number };
+  /** Circuits built ahead and ready (`preemptiveCircuits`). */
+  readonly circuitsAhead: number;
 }
 
 export interface TorClientEvents {
@@ -182,7 +186,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     super();
     this.dir = new DirectoryClient(options.directory);
     this.cache = options.cacheDir ? new DirCache(options.cacheDir) : undefined;
-    this.channels = new ChannelManager({ idleTimeoutMs: options.channelIdleTimeoutMs });
+    this.channels = new ChannelManager({ idleTimeoutMs: options.channelIdleTimeoutMs, connect: options.connectRelay });
   }
 
   /**
@@ -241,6 +245,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
         reachable: this.guards.isReachable(g.rsa, this.now()),
       })),
       channels: { open: this.channels.size, ...this.channels.counters },
+      circuitsAhead: this.prebuilt?.isOpen ? 1 : 0,
     };
   }
 
@@ -373,8 +378,16 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       return circuit;
     } catch (err) {
       await circuit?.close();
-      const error = failure && err instanceof AbortError ? failure : err;
-      if (error && typeof error === 'object' && !(error instanceof AbortError && !failure)) Object.defineProperty(error, 'hop', { value: hop, enumerable: false, configurable: true });
+      const at = relays[Math.min(hop, relays.length - 1)]!;
+      const step = hop === 0 ? `the connection to and CREATE2 at hop #1 (${at.nickname})` : `EXTEND2 to hop #${hop + 1} (${at.nickname})`;
+      // Our deadline: say which step it cut short.
+      const error =
+        failure instanceof TimeoutError && (err instanceof AbortError || err === failure)
+          ? new TimeoutError(`${step}, building a circuit through ${names}`, timeoutMs)
+          : failure && err instanceof AbortError
+            ? failure
+            : err;
+      if (error && typeof error === 'object' && !(error instanceof AbortError)) Object.defineProperty(error, 'hop', { value: hop, enumerable: false, configurable: true });
       throw error;
     } finally {
       deadline.dispose();

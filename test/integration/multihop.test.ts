@@ -14,7 +14,9 @@ import { Network } from '../../src/dir/network.js';
 import { TorClient, type RelayInfo } from '../../src/client/torclient.js';
 import { Relay } from '../../src/client/relay.js';
 import { parseHttpResponse } from '../../src/dir/http.js';
-import { CircuitDestroyedError, HandshakeError, OrportError } from '../../src/errors.js';
+import { CircuitBuildError, CircuitDestroyedError, HandshakeError, NetworkError, OrportError, TimeoutError } from '../../src/errors.js';
+import type { ChannelTarget } from '../../src/client/channels.js';
+import type { WaitOptions } from '../../src/client/wait.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -204,6 +206,76 @@ describe('multi-hop circuits on the private network', { skip: testnetSkipReason(
     const bad = await run(['--path', `${a!.nickname},nosuchrelay`]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /nosuchrelay/);
+  });
+
+  /** Connections as the client makes them, except to relays `refuse` says no to (they hang until the build's deadline, or fail at once). */
+  function connectExcept(refuse: (t: ChannelTarget) => 'hang' | 'fail' | undefined) {
+    return (t: ChannelTarget, wait: Required<WaitOptions>): Promise<Relay> => {
+      const what = refuse(t);
+      if (what === 'fail') return Promise.reject(new NetworkError(`test: no connection to ${t.rsa}`));
+      if (what === 'hang') return new Promise((_, reject) => wait.signal.addEventListener('abort', () => reject(wait.signal.reason), { once: true }));
+      return Relay.connect(t.address, t.orPort, undefined, { ...wait, identity: { rsa: t.rsa, ed25519: t.ed25519 } });
+    };
+  }
+
+  it('a guard that hangs: the attempt times out naming hop #1, the guard is marked, the retry goes through another guard', async () => {
+    let hung: string | undefined;
+    const network = Network.fromTorrc(readFileSync(loadTestnet().networkFile, 'utf8'));
+    const own = await TorClient.create({ network, refresh: false, timeoutMs: 60_000, connectRelay: connectExcept((t) => ((hung ??= t.rsa) === t.rsa ? 'hang' : undefined)) });
+    try {
+      const t0 = performance.now();
+      const circuit = await own.buildCircuit({ timeoutMs: 1000 });
+      assert.ok(performance.now() - t0 < 5000);
+      assert.notEqual(circuit.hops[0]!.rsa, hung, 'another guard');
+      assert.equal(own.stats.guards.find((g) => g.rsa === hung)?.reachable, false, 'the hung guard is marked');
+      assert.equal(own.stats.guards.find((g) => g.rsa === circuit.hops[0]!.rsa)?.confirmed, true);
+      await circuit.close();
+      // An explicit path is tried once: the typed error names the step and the hop.
+      const hungInfo = own.consensus.relays.find((r) => r.rsa === hung)!;
+      await assert.rejects(own.buildCircuit({ path: [hungInfo.nickname, circuit.hops[1]!.nickname, circuit.hops[2]!.nickname], timeoutMs: 500 }), (err: unknown) => {
+        assert.ok(err instanceof TimeoutError, String(err));
+        assert.match(err.message, new RegExp(`hop #1 \\(${hungInfo.nickname}\\)`));
+        return true;
+      });
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('every guard refused: a CircuitBuildError lists three attempts through three different guards', async () => {
+    const network = Network.fromTorrc(readFileSync(loadTestnet().networkFile, 'utf8'));
+    const own = await TorClient.create({ network, refresh: false, timeoutMs: 60_000, connectRelay: connectExcept(() => 'fail') });
+    try {
+      await assert.rejects(own.buildCircuit({ timeoutMs: 2000 }), (err: unknown) => {
+        assert.ok(err instanceof CircuitBuildError, String(err));
+        assert.equal(err.code, 'E_CIRCUIT_BUILD');
+        assert.equal(err.attempts.length, 3);
+        assert.equal(new Set(err.attempts.map((a) => a.path[0])).size, 3, 'three guards tried');
+        assert.ok(err.attempts.every((a) => a.error instanceof NetworkError));
+        return true;
+      });
+      assert.equal(own.stats.guards.filter((g) => !g.reachable).length, 3);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('preemptiveCircuits: one circuit is built ahead and handed to the first buildCircuit(), then another is built', async () => {
+    const network = Network.fromTorrc(readFileSync(loadTestnet().networkFile, 'utf8'));
+    const own = await TorClient.create({ network, refresh: false, timeoutMs: 60_000, preemptiveCircuits: 1 });
+    try {
+      for (let i = 0; i < 250 && own.stats.circuitsAhead === 0; i++) await sleep(20);
+      assert.equal(own.stats.circuitsAhead, 1);
+      const circuit = await own.buildCircuit();
+      assert.equal(own.stats.circuitsAhead, 0, 'taken');
+      assert.equal(circuit.hops.length, 3);
+      assert.equal(servedBy(await circuit.directory(AUTHORITY, 1)), circuit.hops[2]!.rsa);
+      for (let i = 0; i < 250 && own.stats.circuitsAhead === 0; i++) await sleep(20);
+      assert.equal(own.stats.circuitsAhead, 1, 'a new one ahead');
+      await circuit.close();
+    } finally {
+      await own.close();
+    }
   });
 
   it('TRUNCATE back to hop #1 (TRUNCATED), then extend elsewhere', async () => {
