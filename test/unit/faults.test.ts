@@ -34,6 +34,7 @@ import {
 import { buildCertChain, type GeneratedChain } from '../../src/testing/certchain.js';
 import { startFakeRelay, syntheticByte, syntheticDocument, type FakeRelay, type FakeRelayOptions } from '../../src/testing/fakerelay.js';
 import { gcFunction, noLeaks } from '../support/leaks.js';
+import { failure, type Failure } from '../support/failure.js';
 import { getEventListeners } from 'node:events';
 
 /** The timeout every wait in this file is configured with. */
@@ -72,23 +73,6 @@ async function withFake(options: FakeRelayOptions, fn: (fake: FakeRelay) => Prom
 
 function connect(fake: FakeRelay, options: Parameters<typeof Relay.connect>[3] = {}): Promise<Relay> {
   return Relay.connect(fake.host, fake.port, undefined, { timeoutMs: TIMEOUT, identity: fake.identity, signal, ...options });
-}
-
-interface Failure {
-  error: OrportError;
-  ms: number;
-}
-
-/** Starts `operation` and awaits its rejection; returns the error and how long it took. */
-async function failure(operation: () => Promise<unknown>): Promise<Failure> {
-  const since = performance.now();
-  try {
-    await operation();
-  } catch (error) {
-    assert.ok(error instanceof OrportError, `expected a typed OrportError, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
-    return { error, ms: performance.now() - since };
-  }
-  assert.fail('expected a rejection, but it resolved');
 }
 
 /** The error is of `cls` with `code`, and came before the timeout (or, for TimeoutError, at it). */
