@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BadArgumentError } from '../../src/errors.js';
-import { chooseWeighted, policyAllows, positionWeight, sameFamily, selectPath, type PathRelay } from '../../src/path/select.js';
+import { chooseWeighted, policyAllows, positionWeight, sameFamily, selectPath, selectRelays, type PathRelay } from '../../src/path/select.js';
 
 const PR = { Relay: '1-4' };
 function relay(n: number, over: Partial<PathRelay> = {}): PathRelay {
@@ -109,4 +109,99 @@ test('selectPath: three distinct relays from three families, an exit accepting t
     }),
     { numRuns: 400 },
   );
+});
+
+/** A deterministic uniform source (mulberry32), so the frequency test is reproducible. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+test('10,000 selections: each position follows its bandwidth weight (exact expectation by enumeration; total variation ≤ 5 %, every relay within 2 points)', () => {
+  const flagsOf = { G: ['Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'], E: ['Exit', 'Fast', 'Running', 'Stable', 'V2Dir', 'Valid'], D: ['Exit', 'Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'], M: ['Fast', 'Running', 'Stable', 'V2Dir', 'Valid'] };
+  const kinds = 'GGGGEEEDDMMM';
+  const relays = [...kinds].map((k, i) => relay(i + 1, { flags: flagsOf[k as keyof typeof flagsOf], bandwidth: 500 * (1 + ((i * 7) % 5)), exitPolicy: { ipv4: k === 'E' || k === 'D' ? 'accept 80,443' : 'reject 1-65535', ipv6: undefined } }));
+  const w = (r: PathRelay, p: 'guard' | 'middle' | 'exit') => positionWeight(r, p, WEIGHTS);
+  const distinct = (a: PathRelay, b: PathRelay) => a !== b && !sameFamily(a, b, RULES);
+  // Exact: P(exit) ∝ w_exit; P(guard | exit) ∝ w_guard over guards apart from the exit; P(middle | exit, guard) likewise.
+  const expected = { guard: new Map<PathRelay, number>(), middle: new Map<PathRelay, number>(), exit: new Map<PathRelay, number>() };
+  const add = (m: Map<PathRelay, number>, r: PathRelay, p: number) => m.set(r, (m.get(r) ?? 0) + p);
+  const exits = relays.filter((r) => policyAllows(r.exitPolicy.ipv4, 80));
+  const exitTotal = exits.reduce((s, r) => s + w(r, 'exit'), 0);
+  for (const e of exits) {
+    const pe = w(e, 'exit') / exitTotal;
+    add(expected.exit, e, pe);
+    const guards = relays.filter((r) => r.flags.includes('Guard') && distinct(r, e));
+    const gTotal = guards.reduce((s, r) => s + w(r, 'guard'), 0);
+    for (const g of guards) {
+      const pg = pe * (w(g, 'guard') / gTotal);
+      add(expected.guard, g, pg);
+      const middles = relays.filter((r) => distinct(r, e) && distinct(r, g));
+      const mTotal = middles.reduce((s, r) => s + w(r, 'middle'), 0);
+      for (const m of middles) add(expected.middle, m, pg * (w(m, 'middle') / mTotal));
+    }
+  }
+  const N = 10_000;
+  const seen = { guard: new Map<PathRelay, number>(), middle: new Map<PathRelay, number>(), exit: new Map<PathRelay, number>() };
+  const random = seeded(2026);
+  for (let i = 0; i < N; i++) {
+    const path = selectPath(relays, { port: 80, weights: WEIGHTS, enforceDistinctSubnets: true, random });
+    for (const position of ['guard', 'middle', 'exit'] as const) add(seen[position], path[position], 1 / N);
+  }
+  for (const position of ['guard', 'middle', 'exit'] as const) {
+    let tv = 0;
+    for (const r of relays) {
+      const exp = expected[position].get(r) ?? 0;
+      const obs = seen[position].get(r) ?? 0;
+      tv += Math.abs(exp - obs) / 2;
+      assert.ok(Math.abs(exp - obs) <= 0.02, `${position} ${r.nickname}: expected ${exp.toFixed(4)}, seen ${obs.toFixed(4)}`);
+      if (exp === 0) assert.equal(obs, 0, `${position} ${r.nickname} is never eligible`);
+    }
+    assert.ok(tv <= 0.05, `${position}: total variation ${tv.toFixed(4)}`);
+  }
+});
+
+test('selectRelays: 1-8 hops, no relay twice, no two in one family, the exit accepts the port, the guard from pickGuard', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 8, max: 30 }), fc.integer({ min: 0, max: 2 ** 31 }), (hops, n, seed) => {
+      const relays = Array.from({ length: n }, (_, i) =>
+        relay(i + 1, {
+          address: `10.${i % 7}.0.${i + 1}`,
+          flags: [...(i % 3 === 0 ? ['Exit'] : []), 'Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'],
+          exitPolicy: { ipv4: i % 3 === 0 ? 'accept 443' : 'reject 1-65535', ipv6: undefined },
+          family: i % 5 === 0 ? [`$${(i + 1 + 1).toString(16).toUpperCase().padStart(40, '0')}`] : [],
+        }),
+      );
+      const asked: PathRelay[] = [];
+      let list: PathRelay[];
+      try {
+        list = selectRelays(relays, hops, {
+          port: 443,
+          weights: WEIGHTS,
+          enforceDistinctSubnets: true,
+          random: seeded(seed),
+          pickGuard: (allowed) => {
+            const g = relays.find(allowed);
+            if (g) asked.push(g);
+            return g;
+          },
+        });
+      } catch (err) {
+        assert.ok(err instanceof BadArgumentError, String(err));
+        return;
+      }
+      assert.equal(list.length, hops);
+      assert.strictEqual(list[0], asked[0], 'the first hop is the guard pickGuard gave');
+      if (hops > 1) assert.ok(policyAllows(list[hops - 1]!.exitPolicy.ipv4, 443));
+      for (let i = 0; i < hops; i++) for (let j = i + 1; j < hops; j++) assert.ok(list[i] !== list[j] && !sameFamily(list[i]!, list[j]!, RULES), `hops ${i + 1} and ${j + 1}`);
+    }),
+    { numRuns: 300 },
+  );
+  assert.throws(() => selectRelays([relay(1)], 9, { weights: WEIGHTS, enforceDistinctSubnets: true, random: Math.random }), BadArgumentError);
 });
