@@ -334,6 +334,29 @@ for (const hop of HOPS) {
     });
   });
 
+  if (hop < 3) {
+    test(`row: TRUNCATED from hop #${hop} while hop #3 answers → the stream fails with CircuitDestroyedError naming hop #${hop}; ${hop} hop(s) carry on`, async () => {
+      const hooks: FakeRelayHooks = {
+        data: once((circuit: FakeCircuit) => {
+          let truncating = circuit.first;
+          while (truncating.hop < hop - 1) truncating = truncating.next!;
+          truncating.truncated('RESOURCELIMIT');
+        }),
+      };
+      await withNet(at(3, hooks), async (net) => {
+        const relay = await net.connect();
+        const circuit = await build(relay, net.targets);
+        const err = expectHopError(await failure(() => circuit.directory(GET(), 1, { timeoutMs: TIMEOUT, signal })), CircuitDestroyedError, 'E_CIRCUIT_DESTROYED', hop, name);
+        assert.equal(err.reason, 'RESOURCELIMIT');
+        assert.match(err.message, /truncated circuit \d+ after it/);
+        assert.equal(circuit.hopCount, hop);
+        await fetchesFrom(circuit, hop - 1, name, 2);
+        await othersUnaffected(relay, net);
+        await relay.close();
+      });
+    });
+  }
+
   test(`row: a cell from hop #${hop} that no hop recognizes → ProtocolError E_BAD_CELL_AUTH naming the hops`, async () => {
     const hooks: FakeRelayHooks = { data: once((circuit: FakeCircuit, stream: { id: number }, body: Uint8Array) => circuit.send(2, stream.id, body, { corruptDigest: true })) };
     await withNet(at(hop, hooks), async (net) => {
