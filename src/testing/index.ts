@@ -1,7 +1,8 @@
 /**
  * orport/testing — test support for users who test their own tools against hostile
- * relays: the scriptable fake relay (a TLS server on loopback with a real CERTS chain),
- * certificate chains from fresh keys, and the relay's half of a circuit.
+ * relays: the scriptable fake relay (a TLS server on loopback with a real CERTS chain;
+ * CREATE2, and EXTEND2 to the other fake relays of the process), certificate chains from
+ * fresh keys, and the relays' half of a circuit (one hop or a chain of them).
  *
  *   import { startFakeRelay, syntheticDocument } from 'orport/testing';
  *
