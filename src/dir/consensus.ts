@@ -2,14 +2,16 @@
  * dir/consensus — parses a v3 consensus, microdesc or ns flavour (dir-spec §3.4.1, §3.9.2),
  * with tor 0.4.9's rules (ns_parse.c): the preamble's once-only items, the authority
  * section, router entries strictly ascending by identity, the footer and its signatures,
- * and the signed range every signature covers.
+ * and the signed range every signature covers. Router entries as tor writes them are read
+ * in one pass (readRoutersFast); anything else by routerSection + readRouters with the
+ * scanner, which accept the same documents and name the line of an error.
  *
  * Layer: codec core. No I/O, no clock. Parsing checks form only: whether the signatures
  * verify and the document is live is dir/verify's job. Unknown keywords are ignored.
  */
 import { createHash } from 'node:crypto';
 import { DecodeError } from '../errors.js';
-import { argsOf, docError, parseBase64, parseIntArg, parseTime, scanItems, tokenize, type Item, type ItemSpan } from './netdoc.js';
+import { argsOf, docError, parseBase64, parseIntArg, parseTime, plainKeywordEnd, scanItems, tokenize, type Item, type ItemSpan } from './netdoc.js';
 
 export interface RouterEntry {
   readonly nickname: string;
@@ -87,6 +89,8 @@ export type MicrodescConsensus = Consensus;
 export interface ParseConsensusOptions {
   /** TestingTorNetwork: the shortest vote interval is 10 s instead of 300 s (tor ns_parse.c). */
   testing?: boolean;
+  /** Read the router entries with the checked reader only, not the one-pass fast path (tests compare the two). */
+  reference?: boolean;
 }
 
 const WHAT = 'consensus';
@@ -184,15 +188,18 @@ export function routerSection(text: string): { from: number; to: number; line: n
 
 const B64 = new Int8Array(128).fill(-1);
 for (let i = 0; i < 64; i++) B64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
 
-/** Unpadded base64 of `bytes` bytes at text[from, to) as upper hex, or undefined if it isn't that. */
+const HEX_CHAR = new Uint8Array(16);
+for (let i = 0; i < 16; i++) HEX_CHAR[i] = '0123456789ABCDEF'.charCodeAt(i);
+/** Where base64Hex writes the hex before it becomes one flat string (up to 32 bytes). */
+const hexScratch = Buffer.alloc(64);
+
+/** Unpadded base64 of `bytes` (≤ 32) bytes at text[from, to) as upper hex, or undefined if it isn't that. */
 function base64Hex(text: string, from: number, to: number, bytes: number): string | undefined {
   const chars = Math.ceil((bytes * 4) / 3);
   let end = to;
   while (end > from && text.charCodeAt(end - 1) === 0x3d) end--;
   if (end - from !== chars || to - end > 2) return undefined;
-  let hex = '';
   let acc = 0;
   let bits = 0;
   let out = 0;
@@ -204,11 +211,15 @@ function base64Hex(text: string, from: number, to: number, bytes: number): strin
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      if (out < bytes) hex += HEX[(acc >> bits) & 0xff];
+      if (out < bytes) {
+        const b = (acc >> bits) & 0xff;
+        hexScratch[2 * out] = HEX_CHAR[b >> 4]!;
+        hexScratch[2 * out + 1] = HEX_CHAR[b & 15]!;
+      }
       out++;
     }
   }
-  return out >= bytes ? hex : undefined;
+  return out >= bytes ? hexScratch.toString('latin1', 0, 2 * bytes) : undefined;
 }
 
 /** A decimal integer in text[from, to) within [0, max], or -1. */
@@ -380,6 +391,210 @@ export function readRouters(text: string, from: number, to: number, firstLine: n
   return { routers, endLine };
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** This module's own binding (under a CommonJS transform, tsx, an imported one is a getter call on each use). */
+const keywordEnd = plainKeywordEnd;
+/** Placeholders for a router entry's s and pr before their lines are read. */
+const NO_FLAGS: readonly string[] = Object.freeze([]);
+const NO_PROTOCOLS: Readonly<Record<string, string>> = Object.freeze({});
+/** Field bounds of an `r` line (at most 8 fields are read). */
+const fieldStart = new Int32Array(8);
+const fieldEnd = new Int32Array(8);
+
+/** isIPv4 of text[from, to) without making the string. */
+function isIPv4At(text: string, from: number, to: number): boolean {
+  let parts = 0;
+  let start = from;
+  for (let i = from; i <= to; i++) {
+    if (i === to || text.charCodeAt(i) === 0x2e) {
+      if (i - start > 3 || decimal(text, start, i, 255) < 0) return false;
+      parts++;
+      start = i + 1;
+    }
+  }
+  return parts === 4;
+}
+
+/** Splits on single spaces as String.split(' ') does; frozen, shared between equal lines of one document. */
+function cachedSplit(cache: Map<string, readonly string[]>, key: string): readonly string[] {
+  let list = cache.get(key);
+  if (list === undefined) {
+    list = Object.freeze(key === '' ? [] : key.split(' '));
+    cache.set(key, list);
+  }
+  return list;
+}
+
+/**
+ * The router section of a whole consensus read in one pass, for documents as tor writes
+ * them: what readRouters(…, strict) would return, the section's bounds found on the way
+ * (routerSection's). Undefined for anything else (an object, a tab, an empty line, a
+ * malformed or missing field, …): the caller then reads it with routerSection and
+ * readRouters, which accept the same documents and name the line of any error.
+ * Equal `s`, `v` and `pr` lines share their (frozen) values.
+ */
+function readRoutersFast(text: string, flavor: 'microdesc' | 'ns'): { from: number; to: number; routers: RouterEntry[]; endLine: number } | undefined {
+  const n = text.length;
+  const from = text.indexOf('\nr ') + 1;
+  if (from <= 0) return undefined;
+  let line = 1;
+  for (let i = text.indexOf('\n'); i >= 0 && i < from; i = text.indexOf('\n', i + 1)) line++;
+  const md = flavor === 'microdesc';
+  const need = md ? 7 : 8;
+  const o = md ? 0 : 1;
+  const flagLists = new Map<string, readonly string[]>();
+  const versions = new Map<string, string>();
+  const routers: RouterEntry[] = [];
+  let previous = '';
+  let r: Mutable<RouterEntry> | undefined;
+  let p = from;
+  while (p < n) {
+    const c0 = text.charCodeAt(p);
+    // The section ends at the footer (routerSection's markers).
+    if (c0 === 0x64 /* d */) {
+      if (text.startsWith('directory-footer\n', p) || text.startsWith('directory-signature ', p) || (p === n - 16 && text.startsWith('directory-footer', p))) break;
+    } else if (c0 === 0x62 /* b */ && text.startsWith('bandwidth-weights ', p)) break;
+    let nl = text.indexOf('\n', p);
+    if (nl < 0) nl = n;
+    const k = keywordEnd(text, p, nl);
+    if (k < 0) return undefined;
+    const argsStart = k < nl ? k + 1 : nl;
+    const klen = k - p;
+    if (klen === 1) {
+      switch (c0) {
+        case 0x72: {
+          // r
+          if (r) {
+            if (r.flags === NO_FLAGS || r.protocols === NO_PROTOCOLS || (md && r.microdescDigest === '')) return undefined;
+            routers.push(r);
+          }
+          let q = argsStart;
+          for (let f = 0; f < need; f++) {
+            let e = text.indexOf(' ', q);
+            if (e < 0 || e > nl) e = nl;
+            if (e === nl && f < need - 1) return undefined;
+            fieldStart[f] = q;
+            fieldEnd[f] = e;
+            q = e + 1;
+          }
+          const rsa = base64Hex(text, fieldStart[1]!, fieldEnd[1]!, 20);
+          if (rsa === undefined || !(previous < rsa)) return undefined;
+          previous = rsa;
+          let descriptorDigest: string | undefined;
+          if (!md) {
+            descriptorDigest = base64Hex(text, fieldStart[2]!, fieldEnd[2]!, 20);
+            if (descriptorDigest === undefined) return undefined;
+          }
+          if (!isIPv4At(text, fieldStart[4 + o]!, fieldEnd[4 + o]!)) return undefined;
+          const orPort = decimal(text, fieldStart[5 + o]!, fieldEnd[5 + o]!, 65535);
+          const dirPort = decimal(text, fieldStart[6 + o]!, fieldEnd[6 + o]!, 65535);
+          if (orPort < 0 || dirPort < 0) return undefined;
+          r = {
+            nickname: text.slice(fieldStart[0]!, fieldEnd[0]!),
+            rsa,
+            address: text.slice(fieldStart[4 + o]!, fieldEnd[4 + o]!),
+            orPort,
+            dirPort,
+            ipv6: undefined,
+            flags: NO_FLAGS,
+            version: undefined,
+            protocols: NO_PROTOCOLS,
+            bandwidth: undefined,
+            unmeasured: false,
+            microdescDigest: '',
+            descriptorDigest,
+            policy: undefined,
+            line,
+          };
+          break;
+        }
+        case 0x73: // s
+          if (!r || r.flags !== NO_FLAGS) return undefined;
+          r.flags = cachedSplit(flagLists, text.slice(argsStart, nl));
+          break;
+        case 0x6d: // m
+          if (!r) return undefined;
+          if (md && r.microdescDigest === '') {
+            let end = text.indexOf(' ', argsStart);
+            if (end < 0 || end > nl) end = nl;
+            let e = end;
+            while (e > argsStart && text.charCodeAt(e - 1) === 0x3d) e--;
+            if (e - argsStart !== 43 || end - e > 2) return undefined;
+            for (let i = argsStart; i < e; i++) {
+              const c = text.charCodeAt(i);
+              if (c >= 128 || B64[c]! < 0) return undefined;
+            }
+            r.microdescDigest = text.slice(argsStart, e);
+          }
+          break;
+        case 0x77: // w
+          if (!r) return undefined;
+          if (r.bandwidth !== undefined) break;
+          for (let q = argsStart; q <= nl; ) {
+            let e = text.indexOf(' ', q);
+            if (e < 0 || e > nl) e = nl;
+            if (text.startsWith('Bandwidth=', q) && q + 10 <= e) {
+              const bw = decimal(text, q + 10, e, 0xffffffff);
+              if (bw < 0) return undefined;
+              r.bandwidth = bw;
+            } else if (e - q === 12 && text.startsWith('Unmeasured=1', q)) r.unmeasured = true;
+            q = e + 1;
+          }
+          break;
+        case 0x76: {
+          // v
+          if (!r) return undefined;
+          if (r.version !== undefined) break;
+          const v = text.slice(argsStart, nl);
+          let shared = versions.get(v);
+          if (shared === undefined) versions.set(v, (shared = v));
+          r.version = shared;
+          break;
+        }
+        case 0x61: {
+          // a
+          if (!r) return undefined;
+          if (r.ipv6) break;
+          const m = /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(text.slice(argsStart, nl));
+          if (!m || Number(m[2]) > 65535) return undefined;
+          r.ipv6 = { address: m[1]!, port: Number(m[2]) };
+          break;
+        }
+        case 0x70: // p (ns flavour)
+          if (!r) return undefined;
+          if (!md) r.policy ??= text.slice(argsStart, nl);
+          break;
+        default:
+          if (!r) return undefined;
+      }
+    } else if (!r) return undefined;
+    else if (klen === 2 && c0 === 0x70 && text.charCodeAt(p + 1) === 0x72) {
+      // pr
+      if (r.protocols !== NO_PROTOCOLS) return undefined;
+      const key = text.slice(argsStart, nl);
+      let protocols = protocolCache.get(key);
+      if (protocols === undefined) {
+        try {
+          protocols = parseProtocols(key, { keyword: 'pr', args: '', line, start: p, lineEnd: 0, end: 0, object: undefined });
+        } catch {
+          return undefined;
+        }
+      }
+      r.protocols = protocols;
+    }
+    p = nl < n ? nl + 1 : n;
+    line++;
+    // An object in the router section: left to the tokenizer's rules.
+    if (p < n && text.charCodeAt(p) === 0x2d && text.startsWith('-----BEGIN ', p)) return undefined;
+  }
+  if (r) {
+    if (r.flags === NO_FLAGS || r.protocols === NO_PROTOCOLS || (md && r.microdescDigest === '')) return undefined;
+    routers.push(r);
+  }
+  return { from, to: p, routers, endLine: line };
+}
+
 /**
  * Parses a consensus (latin1 text: see dir/netdoc). A DecodeError names the line of the
  * first thing that is wrong.
@@ -387,8 +602,11 @@ export function readRouters(text: string, from: number, to: number, firstLine: n
 export function parseConsensusDocument(text: string, options: ParseConsensusOptions = {}): Consensus {
   if (!text.startsWith('network-status-version ')) throw docError(WHAT, 1, 0, 'does not start with network-status-version');
   // The router entries (the bulk) are scanned apart; the tokenizer reads what surrounds them.
-  const section = routerSection(text);
-  const read = section ? readRouters(text, section.from, section.to, section.line, flavor0(text), true) : undefined;
+  // Documents as tor writes them in one pass; anything else with the checks that name its line.
+  const fast = options.reference ? undefined : readRoutersFast(text, flavor0(text));
+  const slow = fast ? undefined : routerSection(text);
+  const section = fast ?? slow;
+  const read = fast ?? (slow ? readRouters(text, slow.from, slow.to, slow.line, flavor0(text), true) : undefined);
   const items = section ? [...tokenize(text, WHAT, 0, section.from), ...tokenize(text, WHAT, section.to, text.length, read!.endLine)] : tokenize(text, WHAT);
   let i = 0;
   // --- preamble: everything before the first dir-source
@@ -501,7 +719,8 @@ export function parseConsensusDocument(text: string, options: ParseConsensusOpti
     }
   }
   if (signatures.length === 0) throw docError(WHAT, items.length ? items[items.length - 1]!.line : 1, text.length, 'no directory-signature');
-  const marker = text.indexOf(SIGNED_MARKER);
+  // The first "\ndirectory-signature ": none starts inside the router section (it ends at the first).
+  const marker = !section || text.lastIndexOf(SIGNED_MARKER, section.from - 1) >= 0 ? text.indexOf(SIGNED_MARKER) : text.indexOf(SIGNED_MARKER, section.to - 1);
   if (marker < 0) throw new DecodeError(WHAT, text.length, 'no "\\ndirectory-signature " to end the signed part');
   return {
     flavor,

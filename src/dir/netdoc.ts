@@ -207,6 +207,21 @@ export function scanItems(text: string, what: string, from: number, to: number, 
   return line;
 }
 
+/**
+ * The fast paths' line test: where the keyword of the line text[p, nl) ends, if it is
+ * [A-Za-z0-9-]+ followed by one space or the line's end; -1 for anything else (an empty
+ * line, a bad character, a tab), which the checked readers then name.
+ */
+export function plainKeywordEnd(text: string, p: number, nl: number): number {
+  let k = p;
+  while (k < nl) {
+    const c = text.charCodeAt(k);
+    if (c >= 128 || KEYWORD_CHAR[c] !== 1) break;
+    k++;
+  }
+  return k === p || (k < nl && text.charCodeAt(k) !== 0x20) ? -1 : k;
+}
+
 /** Is text[start, end) exactly `keyword`? */
 export function isKeyword(text: string, span: ItemSpan, keyword: string): boolean {
   return span.kwEnd - span.kwStart === keyword.length && text.startsWith(keyword, span.kwStart);
