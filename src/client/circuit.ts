@@ -8,9 +8,12 @@
  * held back while the reader is behind, so the relay stops sending).
  */
 import { Readable } from 'node:stream';
-import { BadArgumentError, LimitError, OrportError } from '../errors.js';
+import { BadArgumentError, LimitError, OrportError, StreamClosedError } from '../errors.js';
 import { utf8 } from '../codec/bytes.js';
-import { BeginDirMsg } from '../codec/relaymsg.js';
+import { BeginDirMsg, BeginMsg } from '../codec/relaymsg.js';
+import { AddrType, EndReason } from '../codec/datatype.js';
+import { isIPv6 } from 'node:net';
+import { TorStream, type StreamOpening, type TorStreamOptions } from './stream.js';
 import type { CircuitMachine, PendingHandshake, StreamHandle } from '../proto/circuit.js';
 import type { ChannelMachine } from '../proto/channel.js';
 import { boundedWait, startDeadline, type Deadline, type WaitOptions } from './wait.js';
@@ -41,6 +44,22 @@ export interface ExtendOptions extends WaitOptions {
 }
 
 export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
+/** tor waits 10 s for CONNECTED before it tries another circuit (connection_ap_expire_beginning). */
+export const DEFAULT_STREAM_TIMEOUT_MS = 10_000;
+
+export interface OpenStreamOptions extends WaitOptions, TorStreamOptions {
+  /** Resolve at once and send written data with BEGIN (tor-spec 6.2); default false. */
+  optimistic?: boolean;
+  /** BEGIN flags (tor-spec 6.2: 1 IPv6 okay, 2 IPv4 not okay, 4 IPv6 preferred); default 0. */
+  flags?: number;
+  /** The hop (0-based) to exit from (default: the last). */
+  hop?: number;
+}
+
+/** BEGIN's ADDRPORT host: IPv6 literals in brackets, hostnames lower-cased by BeginMsg. */
+function beginAddress(host: string): string {
+  return isIPv6(host) ? `[${host}]` : host;
+}
 
 export interface DirectoryOptions extends WaitOptions {
   /** Fail with a LimitError (and close the stream) past this many response bytes. */
@@ -328,6 +347,73 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
     }, options.hop ?? this.machine.hopCount - 1);
     writeRequest();
     return stream;
+  }
+
+  /**
+   * Opens an exit stream to `host`:`port` (tor-spec 6.2: BEGIN with the flags a tor 0.4.9
+   * client sends) at the last hop (or `hop`) and resolves once CONNECTED arrives, or at
+   * once with `optimistic` (data written goes with BEGIN; a refusal then destroys the
+   * stream). Rejects with a StreamClosedError carrying the exit's END reason
+   * (CONNECTREFUSED, EXITPOLICY, RESOLVEFAILED, …), a TimeoutError (`timeoutMs`, default
+   * 10 s as tor's stream timeout) or an AbortError; a stream given up on is ended.
+   */
+  openStream(host: string, port: number, options: OpenStreamOptions = {}): Promise<TorStream> {
+    let stream: TorStream;
+    let begin: BeginMsg;
+    try {
+      begin = new BeginMsg(beginAddress(host), port, options.flags ?? 0, true);
+      stream = new TorStream(this.machine, this.writer, host, port, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (options.optimistic) {
+      try {
+        this.startStream(stream, begin, options.hop, { connected: () => undefined, failed: (error) => stream.destroy(error) });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      stream.optimistic = true;
+      return Promise.resolve(stream);
+    }
+    return boundedWait<TorStream>(`CONNECTED for ${host}:${port} on circuit ${this.id}`, options, DEFAULT_STREAM_TIMEOUT_MS, ({ resolve, reject }) => {
+      this.startStream(stream, begin, options.hop, { connected: () => resolve(stream), failed: (error) => reject(error) });
+      return (error) => stream.destroy(error);
+    });
+  }
+
+  private startStream(stream: TorStream, begin: BeginMsg, hop: number | undefined, opening: StreamOpening): void {
+    const streamId = this.machine.nextStreamId();
+    if (streamId === undefined) throw new LimitError(`circuit ${this.id} has no free stream id`, 0xffff);
+    const handle = this.machine.openStream(streamId, begin, stream.events, hop ?? this.machine.hopCount - 1);
+    stream.attach(handle, opening);
+    this.writer.flush();
+  }
+
+  /**
+   * Resolves `host` at the last hop (tor-spec 6.4: RESOLVE / RESOLVED): the addresses it
+   * answered (IPv4 first). Rejects with a StreamClosedError RESOLVEFAILED when the exit
+   * could not resolve it (TORPROTOCOL when its answer was malformed), a TimeoutError or
+   * an AbortError.
+   */
+  resolve(host: string, options: WaitOptions = {}): Promise<string[]> {
+    return boundedWait<string[]>(`RESOLVED for ${host} on circuit ${this.id}`, options, DEFAULT_STREAM_TIMEOUT_MS, ({ resolve, reject }) => {
+      const id = this.machine.resolve(host, {
+        resolved: (msg, error) => {
+          if (error) return reject(error);
+          const addresses = msg!.answers.filter((a) => a.address.type === AddrType.IPv4 || a.address.type === AddrType.IPv6).map((a) => a.address.value ?? '').filter(Boolean);
+          if (addresses.length) return resolve(addresses);
+          const permanent = msg!.answers.some((a) => a.address.typeInt === 0xf1);
+          reject(new StreamClosedError('relay', EndReason.RESOLVEFAILED, 2, `the exit could not resolve ${host}${permanent ? ' (permanent error)' : msg!.answers.length ? ' (transient error)' : ' (no answer)'}`));
+        },
+      });
+      this.writer.flush();
+      return (error) => this.machine.cancelResolve(id, error ?? new StreamClosedError('local', EndReason.MISC, 1));
+    });
+  }
+
+  /** Open streams (exit and directory) on this circuit. */
+  get streamCount(): number {
+    return this.machine.streamCount;
   }
 
   /** Closes the circuit with DESTROY (reason NONE). Idempotent. */

@@ -7,7 +7,8 @@
  * Layer: thin client wrapper; no protocol logic (proto/circuit has it).
  */
 import type { Readable } from 'node:stream';
-import type { DirectoryOptions, DirectoryStreamOptions, ExtendOptions, RelayCircuit } from './circuit.js';
+import type { DirectoryOptions, DirectoryStreamOptions, ExtendOptions, OpenStreamOptions, RelayCircuit } from './circuit.js';
+import type { TorStream } from './stream.js';
 import type { CircuitTarget, HandshakeKind } from './handshakes.js';
 import { defaultHandshake } from './handshakes.js';
 import type { Relay } from './relay.js';
@@ -84,6 +85,21 @@ export class TorCircuit {
 
   directoryStream(request: string | Uint8Array, options?: DirectoryStreamOptions): Readable {
     return this.circuit.directoryStream(request, options);
+  }
+
+  /** An exit stream from the last hop (see `RelayCircuit.openStream`). */
+  openStream(host: string, port: number, options?: OpenStreamOptions): Promise<TorStream> {
+    return this.circuit.openStream(host, port, options);
+  }
+
+  /** Resolves `host` at the last hop (see `RelayCircuit.resolve`). */
+  resolve(host: string, options?: WaitOptions): Promise<string[]> {
+    return this.circuit.resolve(host, options);
+  }
+
+  /** Open streams on this circuit. */
+  get streamCount(): number {
+    return this.circuit.streamCount;
   }
 
   /** DESTROY; the guard's connection stays for the client's other circuits. */

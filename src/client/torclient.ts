@@ -23,6 +23,8 @@ import { DirectoryClient, type DirClientOptions, type DirSource, type DirStats }
 import { startDeadline, type WaitOptions } from './wait.js';
 import { ChannelManager, type ChannelManagerOptions } from './channels.js';
 import { TorCircuit } from './torcircuit.js';
+import { ExitPool, DEFAULT_CONNECT_TIMEOUT_MS, type ConnectOptions } from './exitpool.js';
+import type { TorStream } from './stream.js';
 import { defaultHandshake, type HandshakeKind } from './handshakes.js';
 import { policyAllows, selectRelays, type Path } from '../path/select.js';
 import { GuardSet, guardParams } from '../path/guards.js';
@@ -100,6 +102,8 @@ export interface TorClientOptions extends WaitOptions {
   connectRelay?: ChannelManagerOptions['connect'];
   /** Keep this many three-hop circuits (0 or 1) built ahead for port 80 (default 0). */
   preemptiveCircuits?: number;
+  /** No new streams on an exit circuit first used longer ago than this (default 10 min, tor's MaxCircuitDirtiness). */
+  maxCircuitDirtinessMs?: number;
 }
 
 export interface BuildCircuitOptions extends WaitOptions {
@@ -118,6 +122,8 @@ export interface BuildCircuitOptions extends WaitOptions {
   handshake?: HandshakeKind;
   /** Paths to try before giving up (default 3; 1 with an explicit `path`). `timeoutMs` bounds each. */
   attempts?: number;
+  /** Relays (RSA fingerprints) not to use in a chosen path. */
+  exclude?: readonly string[];
 }
 
 export const DEFAULT_BUILD_TIMEOUT_MS = 60_000;
@@ -148,6 +154,8 @@ export interface TorClientStats {
   readonly channels: { open: number; opened: number; reused: number; idleClosed: number };
   /** Circuits built ahead and ready (`preemptiveCircuits`). */
   readonly circuitsAhead: number;
+  /** Exit circuits for `connect`: held now; streams opened, circuits built, reused, retries, retired. */
+  readonly exits: { circuits: number; streams: number; built: number; reused: number; retries: number; retired: number };
 }
 
 export interface TorClientEvents {
@@ -177,6 +185,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   private guards = new GuardSet<RelayInfo>();
   private guardsSaving: Promise<void> | undefined;
   private prebuilt: TorCircuit | undefined;
+  private readonly exits: ExitPool;
   private prebuilding: Promise<void> | undefined;
 
   private constructor(
@@ -187,6 +196,11 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     this.dir = new DirectoryClient(options.directory);
     this.cache = options.cacheDir ? new DirCache(options.cacheDir) : undefined;
     this.channels = new ChannelManager({ idleTimeoutMs: options.channelIdleTimeoutMs, connect: options.connectRelay });
+    this.exits = new ExitPool({
+      build: (port, exclude, wait) => this.buildCircuit({ exitPort: port, exclude, signal: wait.signal, timeoutMs: Math.min(wait.timeoutMs, DEFAULT_BUILD_TIMEOUT_MS) }),
+      relay: (rsa) => this.consensus.relays.find((r) => r.rsa === rsa),
+      maxDirtinessMs: options.maxCircuitDirtinessMs,
+    });
   }
 
   /**
@@ -246,6 +260,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       })),
       channels: { open: this.channels.size, ...this.channels.counters },
       circuitsAhead: this.prebuilt?.isOpen ? 1 : 0,
+      exits: { circuits: this.exits.size, ...this.exits.counters },
     };
   }
 
@@ -258,6 +273,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     this.lifetime.abort(new AbortError('the client', 'closed'));
     await this.refreshing?.catch(() => undefined);
     await this.dir.close();
+    await this.exits.close();
     await this.prebuilding;
     await this.prebuilt?.close();
     this.prebuilt = undefined;
@@ -286,7 +302,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   async buildCircuit(options: BuildCircuitOptions = {}): Promise<TorCircuit> {
     if (this.closed) throw new BadArgumentError('the client is closed');
     const exitPort = options.exitPort ?? options.port ?? 80;
-    if (options.path === undefined && (options.hops ?? 3) === 3 && options.handshake === undefined) {
+    if (options.path === undefined && (options.hops ?? 3) === 3 && options.handshake === undefined && !options.exclude?.length) {
       const ready = this.takePrebuilt(exitPort);
       if (ready) return ready;
     }
@@ -299,7 +315,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     const exitPort = options.exitPort ?? options.port ?? 80;
     if (!Number.isInteger(hops) || hops < 1 || hops > MAX_HOPS) throw new BadArgumentError(`a circuit has 1 to ${MAX_HOPS} hops, not ${hops}`);
     const attempts = explicit ? 1 : (options.attempts ?? DEFAULT_BUILD_ATTEMPTS);
-    const avoid = new Set<string>();
+    const avoid = new Set<string>(options.exclude ?? []);
     const failures: { path: readonly string[]; error: OrportError }[] = [];
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (options.signal?.aborted) throw new AbortError('building a circuit', options.signal.reason);
@@ -429,6 +445,31 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     const text = JSON.stringify(this.guards.toState(), null, 1);
     const previous = this.guardsSaving ?? Promise.resolve();
     this.guardsSaving = previous.then(() => this.cache!.write('guards', text)).then(() => undefined);
+  }
+
+  // -------------------------------------------------------------------------------
+  // Streams
+
+  /**
+   * A TCP-like stream to `host`:`port` through a three-hop circuit whose exit accepts the
+   * port (a hostname is resolved at the exit): a circuit with the same `isolation` key is
+   * reused, a fresh one built when none fits (tor's MaxCircuitDirtiness retires them for
+   * new streams after 10 min). A refusal another exit may not repeat is retried elsewhere
+   * (`attempts`, default 3); then the relay's reason is the error: StreamClosedError with
+   * `reason` CONNECTREFUSED, EXITPOLICY, RESOLVEFAILED, … `timeoutMs` (default 120 s, tor's
+   * SocksTimeout) and `signal` bound everything.
+   */
+  connect(host: string, port: number, options: ConnectOptions = {}): Promise<TorStream> {
+    if (this.closed) return Promise.reject(new BadArgumentError('the client is closed'));
+    return this.exits.connect(host, port, options);
+  }
+
+  /** The addresses an exit resolves `host` to (tor-spec 6.4), IPv4 first. */
+  async resolve(host: string, options: WaitOptions & { isolation?: string } = {}): Promise<string[]> {
+    if (this.closed) throw new BadArgumentError('the client is closed');
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const circuit = await this.exits.circuitFor(80, options.isolation, { signal: options.signal ?? this.lifetime.signal, timeoutMs });
+    return circuit.resolve(host, { signal: options.signal, timeoutMs: Math.min(timeoutMs, 10_000) });
   }
 
   // -------------------------------------------------------------------------------

@@ -74,6 +74,8 @@ export class BeginMsg implements RelayMessage {
     readonly address: string,
     readonly port: number,
     readonly flags = 0,
+    /** Leave FLAGS out when they are 0, as tor 0.4.9 clients do (Stem always writes them). */
+    readonly omitZeroFlags = false,
   ) {
     if (!isBeginAddress(address)) {
       throw new BadArgumentError(`'${address}' is not a hostname, IPv4 address or bracketed IPv6 address`);
@@ -83,7 +85,8 @@ export class BeginMsg implements RelayMessage {
   }
 
   encode(): Uint8Array {
-    return new Writer(this.address.length + 12).bytes(latin1.encode(`${this.address.toLowerCase()}:${this.port}`)).u8(0).u32(this.flags).finish();
+    const w = new Writer(this.address.length + 12).bytes(latin1.encode(`${this.address.toLowerCase()}:${this.port}`)).u8(0);
+    return (this.flags === 0 && this.omitZeroFlags ? w : w.u32(this.flags)).finish();
   }
 
   static decode(body: Uint8Array): BeginMsg {

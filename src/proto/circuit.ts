@@ -38,7 +38,7 @@ import { CircuitCrypto, Tor1Layer, type Tor1Keys } from '../crypto/relaycrypto.j
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
-import { ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, SendmeMsg, TruncatedMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
+import { ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, ResolveMsg, ResolvedMsg, SendmeMsg, TruncatedMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
 
 /** Cell commands (tor-spec 3). */
 const CMD = { RELAY: 3, DESTROY: 4, CREATED_FAST: 6, RELAY_EARLY: 9, CREATED2: 11 } as const;
@@ -54,6 +54,9 @@ export interface PendingHandshake {
   readonly message: Uint8Array;
   finish(reply: Uint8Array): Tor1Keys;
 }
+/** A DATA cell leaving 4 zero bytes and 16 random bytes of padding (relay.c connection_edge_get_inbuf_bytes_to_package). */
+const SHORT_CELL_DATA = RELAY_DATA_MAX - 20;
+
 /** tor-spec 5.6: clients send at most this many RELAY_EARLY cells per circuit. */
 export const MAX_RELAY_EARLY = 8;
 /** The most hops we build: relays close a circuit after 8 RELAY_EARLY cells (tor-spec 5.6), and each hop after the first costs one. */
@@ -93,11 +96,26 @@ export interface StreamEvents {
   writable?(): void;
 }
 
+/** What a RESOLVE (tor-spec 6.4) reports: the answers, or the error that ended it. Called once. */
+export interface ResolveEvents {
+  resolved(msg: ResolvedMsg | null, error: OrportError | null): void;
+}
+
+/** tor's quota for a stream we ended (connection_half_edge_*): what may still arrive and be dropped quietly. */
+interface HalfClosed {
+  data: number;
+  sendmes: number;
+  connected: number;
+}
+
 interface Hop {
   /** Names the hop in errors (a nickname, a fingerprint, an address). */
   name: string | undefined;
   deliver: DeliverWindow;
   package: CircuitPackageWindow;
+  /** DATA cells sent to this hop, and which one of the current 100 must be short (tor's randomness rule). */
+  dataSent: number;
+  shortAt: number;
 }
 
 /** An open stream, as `openStream` returns it; stream calls act only on this very stream. */
@@ -131,6 +149,11 @@ export class CircuitMachine {
   private readonly crypto = new CircuitCrypto();
   private readonly hops: Hop[] = [];
   private readonly streams = new Map<number, Stream>();
+  /** Ids of streams we ended, with what may still come for them (tor's half-closed edges). */
+  private readonly halfClosed = new Map<number, HalfClosed>();
+  private readonly resolves = new Map<number, { hop: number; events: ResolveEvents }>();
+  /** connection_edge.c get_unique_stream_id_by_circ: a random start, then +1 per stream. */
+  private nextId: number | undefined;
   private createFast: FastClientState | undefined;
   /** The CREATE2 or EXTEND2 handshake awaiting its reply. */
   private pending: PendingHandshake | undefined;
@@ -144,7 +167,7 @@ export class CircuitMachine {
   /** Why the circuit closed, once it has: later calls fail with it. */
   private closeError: OrportError | undefined;
   /** Cells received and sent (for stats and tests). */
-  readonly counters = { cellsIn: 0, cellsOut: 0, dataIn: 0, dataOut: 0, sendmesOut: 0, sendmesIn: 0, dropped: 0 };
+  readonly counters = { cellsIn: 0, cellsOut: 0, dataIn: 0, dataOut: 0, sendmesOut: 0, sendmesIn: 0, dropped: 0, beyondHalfClosed: 0 };
 
   constructor(
     readonly circId: number,
@@ -323,7 +346,7 @@ export class CircuitMachine {
   addHop(keys: Tor1Keys, name?: string): void {
     this.crypto.addHop(new Tor1Layer(keys));
     const label = `circuit ${this.circId} hop #${this.hops.length + 1}${name ? ` (${name})` : ''}`;
-    this.hops.push({ name, deliver: new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label) });
+    this.hops.push({ name, deliver: new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label), dataSent: 0, shortAt: 0 });
   }
 
   // -------------------------------------------------------------------------------
@@ -434,6 +457,9 @@ export class CircuitMachine {
         stream.events.ended(end.reasonInt === EndReason.toInt(EndReason.DONE) ? null : new StreamClosedError('relay', end.reason, end.reasonInt), end);
         return;
       }
+      case 12: // RESOLVED
+        this.handleResolved(streamId, hop, body);
+        return;
       case 10: // DROP: a long-range dummy
         return;
       case 15: // EXTENDED2
@@ -453,11 +479,26 @@ export class CircuitMachine {
   private streamFor(streamId: number, hop: number, what: string): Stream | undefined {
     const stream = this.streams.get(streamId);
     if (!stream) {
-      this.counters.dropped++;
+      this.dropForUnknown(streamId, what);
       return undefined;
     }
     if (stream.hop !== hop) throw new ProtocolError(`${what} for stream ${streamId} came from ${this.hopLabel(hop)}, but the stream is attached to ${this.hopLabel(stream.hop)}`);
     return stream;
+  }
+
+  /**
+   * A cell for a stream that isn't open: dropped, as tor does. For one we ended, what tor's
+   * half-closed edge allows is counted off (DIGEST-streams §1.6); END and RESOLVED forget it.
+   */
+  private dropForUnknown(streamId: number, what: string): void {
+    this.counters.dropped++;
+    const half = this.halfClosed.get(streamId);
+    if (!half) return;
+    if (what === 'END' || what === 'RESOLVED') this.halfClosed.delete(streamId);
+    else if (what === 'DATA' && half.data > 0) half.data--;
+    else if (what === 'SENDME' && half.sendmes > 0) half.sendmes--;
+    else if (what === 'CONNECTED' && half.connected > 0) half.connected--;
+    else this.counters.beyondHalfClosed++;
   }
 
   private deliverData(streamId: number, hop: number, body: Uint8Array): void {
@@ -541,10 +582,68 @@ export class CircuitMachine {
     this.events.streamsChanged?.(-1);
   }
 
-  /** A free stream id (lowest unused), or undefined if all 65535 are taken. */
+  /**
+   * A free stream id as tor picks it (connection_edge.c get_unique_stream_id_by_circ): from
+   * a random start, the next one not open, not half-closed and not resolving; undefined if
+   * none is left.
+   */
   nextStreamId(): number | undefined {
-    for (let id = 1; id <= 0xffff; id++) if (!this.streams.has(id)) return id;
+    if (this.nextId === undefined) {
+      const r = this.random(2);
+      this.nextId = (r[0]! << 8) | r[1]!;
+    }
+    for (let tries = 0; tries < 0x10000; tries++) {
+      const id = this.nextId;
+      this.nextId = (this.nextId + 1) & 0xffff;
+      if (id !== 0 && !this.streams.has(id) && !this.halfClosed.has(id) && !this.resolves.has(id)) return id;
+    }
     return undefined;
+  }
+
+  /** Whether `streamId` is taken (open, half-closed or resolving). */
+  idTaken(streamId: number): boolean {
+    return this.streams.has(streamId) || this.halfClosed.has(streamId) || this.resolves.has(streamId);
+  }
+
+  /** tor-spec 6.4: asks the last hop (or `hop`) to resolve `hostname`; RESOLVED arrives through `events`. Returns the id used. */
+  resolve(hostname: string, events: ResolveEvents, hop = this.hops.length - 1): number {
+    this.assertOpen();
+    const msg = new ResolveMsg(hostname);
+    if (!Number.isInteger(hop) || hop < 0 || hop >= this.hops.length) throw new BadArgumentError(`no hop #${hop + 1} on circuit ${this.circId} (it has ${this.hops.length}: ${this.allHops()})`);
+    const id = this.nextStreamId();
+    if (id === undefined) throw new LimitError(`circuit ${this.circId} has no free stream id`, 0xffff);
+    this.resolves.set(id, { hop, events });
+    this.sendRelay(hop, 11, id, msg.encode());
+    return id;
+  }
+
+  /** Gives up on a RESOLVE: its id stays reserved until RESOLVED comes (or the circuit ends). */
+  cancelResolve(id: number, error: OrportError): void {
+    const pending = this.resolves.get(id);
+    if (!pending) return;
+    this.resolves.delete(id);
+    this.halfClosed.set(id, { data: 0, sendmes: 0, connected: 0 });
+    pending.events.resolved(null, error);
+  }
+
+  private handleResolved(streamId: number, hop: number, body: Uint8Array): void {
+    const pending = this.resolves.get(streamId);
+    if (!pending) {
+      if (this.streams.has(streamId)) throw new ProtocolError(`RESOLVED from ${this.hopLabel(hop)} on open stream ${streamId} (tor closes the circuit)`);
+      this.dropForUnknown(streamId, 'RESOLVED');
+      return;
+    }
+    if (pending.hop !== hop) throw new ProtocolError(`RESOLVED for ${streamId} came from ${this.hopLabel(hop)}, but it was asked of ${this.hopLabel(pending.hop)}`);
+    this.resolves.delete(streamId);
+    let msg: ResolvedMsg;
+    try {
+      msg = ResolvedMsg.decode(body);
+    } catch (err) {
+      // DIGEST-streams §1.7: a truncated answer makes the whole cell malformed (TORPROTOCOL).
+      pending.events.resolved(null, new StreamClosedError('relay', EndReason.TORPROTOCOL, 13, `malformed RESOLVED from ${this.hopLabel(hop)}: ${(err as Error).message}`));
+      return;
+    }
+    pending.events.resolved(msg, null);
   }
 
   /**
@@ -560,7 +659,11 @@ export class CircuitMachine {
     const hop = this.hops[stream.hop]!;
     let sent = 0;
     while (sent < data.length && stream.package.canSend && hop.package.canSend) {
-      const piece = data.subarray(sent, sent + RELAY_DATA_MAX);
+      // DIGEST-streams §2.3: one cell in each 100, at a random place from 50 on, leaves ≥ 20 bytes of padding.
+      const inWindow = hop.dataSent % CIRCUIT_WINDOW.increment;
+      if (inWindow === 0) hop.shortAt = 50 + (this.random(1)[0]! % 50);
+      hop.dataSent++;
+      const piece = data.subarray(sent, sent + (inWindow === hop.shortAt ? SHORT_CELL_DATA : RELAY_DATA_MAX));
       const record = hop.package.recordNext;
       const digest = this.sendRelay(stream.hop, 2, streamId, piece);
       if (record) hop.package.remember(digest);
@@ -585,6 +688,11 @@ export class CircuitMachine {
     const stream = this.lookup(streamRef);
     if (!stream) return;
     this.forget(stream);
+    this.halfClosed.set(stream.id, {
+      data: stream.connected ? stream.deliver.window : 0,
+      sendmes: Math.floor((STREAM_WINDOW.start - stream.package.window) / STREAM_WINDOW.increment),
+      connected: stream.connected ? 0 : 1,
+    });
     if (this.state === 'open') this.sendRelay(stream.hop, 3, stream.id, new EndMsg(EndReason.MISC).encode());
     stream.events.ended(error ?? new StreamClosedError('local', EndReason.MISC, 1));
   }
@@ -657,6 +765,9 @@ export class CircuitMachine {
     this.pending = undefined;
     this.pendingName = undefined;
     if (pending && this.hops.length > 0) this.events.extendFailed?.(error);
+    const resolves = [...this.resolves.values()];
+    this.resolves.clear();
+    for (const r of resolves) r.events.resolved(null, error);
     const streams = [...this.streams.values()];
     this.streams.clear();
     if (streams.length) this.events.streamsChanged?.(-streams.length);

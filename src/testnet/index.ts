@@ -49,5 +49,6 @@ export { findNonLoopbackAddresses, formatFindings, scanLogsForNonLoopback, type 
 export { DEFAULT_KEY_CACHE_DIR } from './keys.js';
 export { DEFAULT_BASE_PORT, type NodeRole, type RelayRole } from './ports.js';
 export type { ExitPolicyKind, LogLevel } from './torrc.js';
+export { EXIT_REJECTED_PORT } from './torrc.js';
 export { IsolationError, NodeDiedError, PortInUseError, ToolFailedError } from './errors.js';
 export { torProcessesUnder } from './procscan.js';

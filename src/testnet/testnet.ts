@@ -45,7 +45,7 @@ import { abortReason, sleep } from './wait.js';
 export const AUTHORITY_COUNT = 3;
 export const DEFAULT_RELAYS = 4;
 export const DEFAULT_EXITS = 2;
-export const DEFAULT_FILE_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_FILE_BYTES = 20 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 90_000;
 /** Marks a directory as ours, so nothing else is ever removed. */
 export const DIR_MARKER = '.orport-testnet';

@@ -18,6 +18,9 @@ export type LogLevel = 'notice' | 'info' | 'debug';
 /** 'wide': accept 127.0.0.0/8 and then *:* (needed for microdesc clients to pick the exit); 'loopback': 127.0.0.0/8 only. */
 export type ExitPolicyKind = 'wide' | 'loopback';
 
+/** The loopback port every exit's policy rejects (END EXITPOLICY in tests). */
+export const EXIT_REJECTED_PORT = 1;
+
 export interface TorrcNode {
   readonly nick: string;
   readonly role: NodeRole;
@@ -151,6 +154,8 @@ export function buildTorrc(node: TorrcNode, net: TorrcNetwork): string {
         'IPv6Exit 0',
         'ExitPolicyRejectPrivate 0',
         'ExitPolicyRejectLocalInterfaces 0',
+        // One loopback port refused by policy, so tests see END EXITPOLICY without leaving loopback.
+        `ExitPolicy reject 127.0.0.0/8:${EXIT_REJECTED_PORT}`,
         'ExitPolicy accept 127.0.0.0/8:*',
       );
       // Without "accept *:*" the microdescriptor policy summary is "reject 1-65535"

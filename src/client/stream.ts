@@ -1,0 +1,221 @@
+/**
+ * client/stream — `TorStream`: an exit stream (tor-spec 6.2) as a Node `Duplex` that
+ * behaves like a `net.Socket` where it can: bytes written go out as DATA cells as far as
+ * the stream and circuit package windows allow (`write()` returns false until the exit's
+ * SENDMEs open them again), bytes the exit sends come out on the readable side (stream
+ * SENDMEs are held back while the reader is behind, so the exit stops), END in both
+ * directions. `remoteAddress` comes from CONNECTED; `setTimeout`, `bytesRead`,
+ * `bytesWritten`, `destroy(err)`, `'close'` as on a socket.
+ *
+ * Half-close as tor does it (DIGEST-streams §1.6): tor has none. Ending our side sends
+ * END and closes both directions; the exit's END ends the readable side (DONE) or
+ * destroys the stream with a StreamClosedError (any other reason).
+ *
+ * Layer: thin I/O over proto/circuit's stream calls. Not here: opening (client/circuit),
+ * choosing circuits (client/torclient).
+ */
+import { Duplex } from 'node:stream';
+import { isIPv6 } from 'node:net';
+import { OrportError, StreamClosedError } from '../errors.js';
+import type { ConnectedMsg, EndMsg } from '../codec/relaymsg.js';
+import type { CircuitMachine, StreamEvents, StreamHandle } from '../proto/circuit.js';
+import type { CellWriter } from './cellwriter.js';
+
+export interface TorStreamOptions {
+  /** Readable side's buffer in bytes before stream SENDMEs are held back (default 64 KiB). */
+  readonly highWaterMark?: number;
+  /** Writable side's buffer in bytes before `write()` returns false (default 64 KiB). */
+  readonly writableHighWaterMark?: number;
+}
+
+/** What TorStream's opener waits for. */
+export interface StreamOpening {
+  connected(msg: ConnectedMsg): void;
+  failed(error: OrportError, end?: EndMsg): void;
+}
+
+export class TorStream extends Duplex {
+  /** The address the exit connected to (CONNECTED), when it said. */
+  remoteAddress: string | undefined;
+  remoteFamily: 'IPv4' | 'IPv6' | undefined;
+  /** The port asked for. */
+  readonly remotePort: number;
+  /** The host asked for (a hostname is resolved at the exit). */
+  readonly remoteHost: string;
+  /** CONNECTED's TTL for the address, in seconds (0 when absent). */
+  ttl = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+  /** True until CONNECTED (or the stream ends). */
+  connecting = true;
+  private handle: StreamHandle | undefined;
+  private pendingWrite: { data: Uint8Array; callback: (error?: Error | null) => void } | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleMs = 0;
+  private ended = false;
+  private opening: StreamOpening | undefined;
+
+  /** @internal `RelayCircuit.openStream` makes these. */
+  constructor(
+    private readonly machine: CircuitMachine,
+    private readonly writer: CellWriter,
+    host: string,
+    port: number,
+    options: TorStreamOptions = {},
+  ) {
+    super({ allowHalfOpen: false, highWaterMark: options.highWaterMark ?? 64 * 1024, writableHighWaterMark: options.writableHighWaterMark ?? 64 * 1024 });
+    this.remoteHost = host;
+    this.remotePort = port;
+  }
+
+  /** @internal The events proto/circuit reports for this stream. */
+  attach(handle: StreamHandle, opening: StreamOpening): void {
+    this.handle = handle;
+    this.opening = opening;
+  }
+
+  /** @internal */
+  get events(): StreamEvents {
+    return {
+      connected: (msg) => {
+        this.connecting = false;
+        if (msg.address?.value) {
+          this.remoteAddress = msg.address.value;
+          this.remoteFamily = isIPv6(msg.address.value) ? 'IPv6' : 'IPv4';
+        }
+        this.ttl = msg.ttl;
+        this.touch();
+        const opening = this.opening;
+        this.opening = undefined;
+        opening?.connected(msg);
+        this.emit('connect');
+        this.emit('ready');
+        this.flushPending();
+      },
+      data: (data) => {
+        this.bytesRead += data.length;
+        this.touch();
+        // No copy: `data` is a view into the cipher's fresh output, which is ours to keep.
+        return this.push(Buffer.from(data.buffer, data.byteOffset, data.length));
+      },
+      ended: (error, end) => {
+        this.handle = undefined;
+        this.ended = true;
+        this.connecting = false;
+        const opening = this.opening;
+        this.opening = undefined;
+        if (opening) {
+          opening.failed(error ?? new StreamClosedError('relay', 'DONE', 6, 'the exit ended the stream before CONNECTED'), end);
+          this.destroy();
+          return;
+        }
+        const pending = this.pendingWrite;
+        this.pendingWrite = undefined;
+        if (error && !(error instanceof StreamClosedError && error.by === 'local')) {
+          pending?.callback(error);
+          this.destroy(error);
+        } else {
+          // END DONE (or our own END): the readable side ends; writes after it fail.
+          pending?.callback(new StreamClosedError('relay', 'DONE', 6, 'the stream ended while data was waiting to be sent'));
+          this.push(null);
+        }
+      },
+      writable: () => this.flushPending(),
+    };
+  }
+
+  /** Like net.Socket#setTimeout: 'timeout' after `ms` without reads or writes (0 turns it off). */
+  setTimeout(ms: number, callback?: () => void): this {
+    this.idleMs = ms;
+    if (callback) this.once('timeout', callback);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (ms > 0) {
+      this.idleTimer = setTimeout(() => this.emit('timeout'), ms);
+      this.idleTimer.unref();
+    }
+    return this;
+  }
+
+  // net.Socket methods HTTP clients call: nothing to do on a Tor stream.
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+
+  get readyState(): string {
+    if (this.destroyed) return 'closed';
+    if (this.connecting) return 'opening';
+    return this.writableEnded ? 'readOnly' : this.readableEnded ? 'writeOnly' : 'open';
+  }
+
+  override _read(): void {
+    if (!this.handle) return;
+    this.machine.resumeStream(this.handle);
+    this.writer.flush();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.ended || !this.handle) {
+      callback(new StreamClosedError('local', 'DONE', 6, 'write after the stream ended'));
+      return;
+    }
+    this.pendingWrite = { data: chunk, callback };
+    // Before CONNECTED data waits (unless the opener sent it optimistically).
+    if (!this.connecting || this.optimistic) this.flushPending();
+  }
+
+  /** @internal Set by the opener: DATA may go before CONNECTED (tor-spec 6.2, optimistic data). */
+  optimistic = false;
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.handle) {
+      this.machine.endStream(this.handle, null);
+      this.writer.flush();
+    }
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle) {
+      this.machine.endStream(handle, error instanceof OrportError ? error : null);
+      this.writer.flush();
+    }
+    const pending = this.pendingWrite;
+    this.pendingWrite = undefined;
+    pending?.callback(error ?? new StreamClosedError('local', 'MISC', 1, 'the stream was destroyed'));
+    callback(error);
+  }
+
+  /** Sends what the windows allow of the pending chunk; calls back when it is all out. */
+  private flushPending(): void {
+    const pending = this.pendingWrite;
+    if (!pending || !this.handle || this.machine.state !== 'open') return;
+    const sent = this.machine.sendData(this.handle, pending.data);
+    this.writer.flush();
+    this.bytesWritten += sent;
+    if (sent > 0) this.touch();
+    if (sent === pending.data.length) {
+      this.pendingWrite = undefined;
+      pending.callback();
+    } else {
+      pending.data = pending.data.subarray(sent);
+    }
+  }
+
+  private touch(): void {
+    if (this.idleTimer && this.idleMs > 0) this.idleTimer.refresh();
+  }
+}
