@@ -17,9 +17,11 @@
 import { Duplex } from 'node:stream';
 import { isIPv6 } from 'node:net';
 import { OrportError, StreamClosedError } from '../errors.js';
+import { RELAY_DATA_MAX } from '../codec/cell.js';
 import type { ConnectedMsg, EndMsg } from '../codec/relaymsg.js';
 import type { CircuitMachine, StreamEvents, StreamHandle } from '../proto/circuit.js';
 import type { CellWriter } from './cellwriter.js';
+import { schedulerFor, type OutboundScheduler, type Sendable } from './scheduler.js';
 
 export interface TorStreamOptions {
   /** Readable side's buffer in bytes before stream SENDMEs are held back (default 64 KiB). */
@@ -34,7 +36,7 @@ export interface StreamOpening {
   failed(error: OrportError, end?: EndMsg): void;
 }
 
-export class TorStream extends Duplex {
+export class TorStream extends Duplex implements Sendable {
   /** The address the exit connected to (CONNECTED), when it said. */
   remoteAddress: string | undefined;
   remoteFamily: 'IPv4' | 'IPv6' | undefined;
@@ -54,6 +56,7 @@ export class TorStream extends Duplex {
   private idleMs = 0;
   private ended = false;
   private opening: StreamOpening | undefined;
+  private readonly scheduler: OutboundScheduler;
 
   /** @internal `RelayCircuit.openStream` makes these. */
   constructor(
@@ -66,6 +69,7 @@ export class TorStream extends Duplex {
     super({ allowHalfOpen: false, highWaterMark: options.highWaterMark ?? 64 * 1024, writableHighWaterMark: options.writableHighWaterMark ?? 64 * 1024 });
     this.remoteHost = host;
     this.remotePort = port;
+    this.scheduler = schedulerFor(writer);
   }
 
   /** @internal The events proto/circuit reports for this stream. */
@@ -90,7 +94,7 @@ export class TorStream extends Duplex {
         opening?.connected(msg);
         this.emit('connect');
         this.emit('ready');
-        this.flushPending();
+        this.wantToSend();
       },
       data: (data) => {
         this.bytesRead += data.length;
@@ -100,6 +104,7 @@ export class TorStream extends Duplex {
       },
       ended: (error, end) => {
         this.handle = undefined;
+        this.scheduler.remove(this.machine, this);
         this.ended = true;
         this.connecting = false;
         const opening = this.opening;
@@ -120,7 +125,7 @@ export class TorStream extends Duplex {
           this.push(null);
         }
       },
-      writable: () => this.flushPending(),
+      writable: () => this.wantToSend(),
     };
   }
 
@@ -169,8 +174,7 @@ export class TorStream extends Duplex {
       return;
     }
     this.pendingWrite = { data: chunk, callback };
-    // Before CONNECTED data waits (unless the opener sent it optimistically).
-    if (!this.connecting || this.optimistic) this.flushPending();
+    this.wantToSend();
   }
 
   /** @internal Set by the opener: DATA may go before CONNECTED (tor-spec 6.2, optimistic data). */
@@ -189,6 +193,7 @@ export class TorStream extends Duplex {
     this.idleTimer = undefined;
     const handle = this.handle;
     this.handle = undefined;
+    this.scheduler.remove(this.machine, this);
     if (handle) {
       this.machine.endStream(handle, error instanceof OrportError ? error : null);
       this.writer.flush();
@@ -199,12 +204,22 @@ export class TorStream extends Duplex {
     callback(error);
   }
 
-  /** Sends what the windows allow of the pending chunk; calls back when it is all out. */
-  private flushPending(): void {
+  /** Queues this stream's turn with the connection's scheduler (before CONNECTED only when optimistic). */
+  private wantToSend(): void {
+    if (this.pendingWrite && this.handle && (!this.connecting || this.optimistic)) this.scheduler.ready(this.machine, this);
+  }
+
+  /** @internal */
+  get hasPending(): boolean {
+    return this.pendingWrite !== undefined && this.handle !== undefined;
+  }
+
+  /** @internal The scheduler's turn: up to `maxCells` DATA cells of the pending chunk, as the windows allow. */
+  pump(maxCells: number): number {
     const pending = this.pendingWrite;
-    if (!pending || !this.handle || this.machine.state !== 'open') return;
-    const sent = this.machine.sendData(this.handle, pending.data);
-    this.writer.flush();
+    if (!pending || !this.handle || this.machine.state !== 'open') return 0;
+    const before = this.machine.counters.dataOut;
+    const sent = this.machine.sendData(this.handle, pending.data.subarray(0, maxCells * RELAY_DATA_MAX));
     this.bytesWritten += sent;
     if (sent > 0) this.touch();
     if (sent === pending.data.length) {
@@ -213,6 +228,7 @@ export class TorStream extends Duplex {
     } else {
       pending.data = pending.data.subarray(sent);
     }
+    return this.machine.counters.dataOut - before;
   }
 
   private touch(): void {
