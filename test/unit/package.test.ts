@@ -1,6 +1,6 @@
 /**
  * The published package, as a user gets it: `npm pack`, installed into a scratch project,
- * then `import('orport/cell')`, `import('orport/datatype')` and `import('orport')` from
+ * then `import('orport/cell')`, `import('orport/datatype')`, `import('orport/http')` and `import('orport')` from
  * there. Stem's module shape is the entries' shape; framing helpers stay internal; every
  * entry has its types. Needs `npm run build` first (npm test's set-up does it).
  */
@@ -27,13 +27,15 @@ test('npm pack → npm install in a scratch project → the entries import, with
       const datatype = await import('orport/datatype');
       const all = await import('orport');
       const testing = await import('orport/testing');
+      const http = await import('orport/http');
       console.log(JSON.stringify({
         cell: Object.keys(cell).sort(), datatype: Object.keys(datatype).sort(), all: Object.keys(all).sort(),
         testing: typeof testing.startFakeRelay,
+        http: [typeof http.createDispatcher, typeof http.torFetch, typeof http.createHttpAgent, typeof http.createHttpsAgent],
         pop: cell.Cell.pop(new cell.VersionsCell([3, 4, 5]).pack(2), 2).cell.versions,
       }));`;
     const out = JSON.parse(execFileSync('node', ['--input-type=module', '-e', script], { cwd: scratch }).toString()) as {
-      cell: string[]; datatype: string[]; all: string[]; testing: string; pop: number[];
+      cell: string[]; datatype: string[]; all: string[]; testing: string; http: string[]; pop: number[];
     };
     for (const name of ['Cell', 'CircuitCell', 'RelayCell', 'VersionsCell', 'NetinfoCell', 'CertsCell', 'UnknownCell', 'cellByName', 'cellByValue', 'CELL_TYPES']) {
       assert.ok(out.cell.includes(name), `orport/cell exports ${name}`);
@@ -46,8 +48,9 @@ test('npm pack → npm install in a scratch project → the entries import, with
     }
     for (const name of [...out.cell, ...out.datatype]) assert.ok(out.all.includes(name), `orport exports ${name} too`);
     assert.equal(out.testing, 'function');
+    assert.deepEqual(out.http, ['function', 'function', 'function', 'function'], 'orport/http has the HTTP adapters');
     assert.deepEqual(out.pop, [3, 4, 5]);
-    for (const types of ['index.d.ts', 'cell.d.ts', 'datatype.d.ts', 'testing/index.d.ts']) {
+    for (const types of ['index.d.ts', 'cell.d.ts', 'datatype.d.ts', 'testing/index.d.ts', 'adapters/http.d.ts']) {
       assert.ok(existsSync(join(scratch, 'node_modules/orport/dist', types)), `the package has dist/${types}`);
     }
   } finally {
