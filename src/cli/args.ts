@@ -1,5 +1,6 @@
 /** cli/args — small helpers shared by the subcommands' option parsing. */
 import { isIP } from 'node:net';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './command.js';
 
 /** Runs an option parser (node:util parseArgs), turning its errors into UsageErrors. */
@@ -9,6 +10,13 @@ export function usageErrors<T>(parse: () => T): T {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+}
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+/** Parses a subcommand's arguments (positionals allowed) with node:util parseArgs, its errors as UsageErrors. */
+export function commandArgs<O extends OptionsConfig>(argv: readonly string[], options: O): ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; strict: true; options: O }>> {
+  return usageErrors(() => parseArgs({ args: [...argv], allowPositionals: true, options, strict: true }));
 }
 
 /** Parses HOST:PORT (IPv6 as [addr]:port). */

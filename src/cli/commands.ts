@@ -4,8 +4,9 @@ import { circuitCommand } from './circuit.js';
 import { consensusCommand } from './consensus.js';
 import { demoCommand } from './demo.js';
 import { dirCommand } from './dir.js';
+import { fetchCommand } from './fetch.js';
 import { probeCommand } from './probe.js';
 import { scanCommand } from './scan.js';
 import { testnetCommand } from './testnet.js';
 
-export const commands: readonly Command[] = [demoCommand, consensusCommand, circuitCommand, dirCommand, probeCommand, scanCommand, testnetCommand];
+export const commands: readonly Command[] = [demoCommand, consensusCommand, circuitCommand, fetchCommand, dirCommand, probeCommand, scanCommand, testnetCommand];

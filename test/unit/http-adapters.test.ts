@@ -3,7 +3,8 @@
  * loopback server (127.0.0.1 only): undici fetch through the dispatcher (a 20 MiB body
  * streamed, a 5 MiB POST echoed, https with and without the right CA), http.get and
  * https.get through the agents, keep-alive on one stream, isolation keys, typed connector
- * errors as the cause, timeouts and aborts, nothing leaked.
+ * errors as the cause, timeouts and aborts, nothing leaked; the fetch command's argument
+ * errors and its streaming writer.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,11 +15,14 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Duplex } from 'node:stream';
+import { Duplex, Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { AbortError, NetworkError, OrportError, StreamClosedError, TimeoutError } from '../../src/errors.js';
 import type { ConnectedStream, StreamConnectOptions, StreamConnector } from '../../src/adapters/connector.js';
 import { createDispatcher, createHttpAgent, createHttpsAgent, torFetch } from '../../src/adapters/http.js';
+import { fetchCommand, fetchTo, parseFetchUrl, progressLine, summaryLine } from '../../src/cli/fetch.js';
+import { UsageError } from '../../src/cli/command.js';
+import { main } from '../../src/cli/main.js';
 import { noLeaks } from '../support/leaks.js';
 
 const MiB = 1024 * 1024;
@@ -415,6 +419,70 @@ describe('createHttpAgent / createHttpsAgent', () => {
       assert.equal((await get(`https://localhost:${securePort}/hello`, { agent: perRequest, ca })).status, 200);
       await assert.rejects(get(`https://localhost:${securePort}/hello`, { agent: perRequest }), (e) => e instanceof NetworkError && /SELF_SIGNED|UNABLE_TO_VERIFY/.test(String(e.errno)));
       perRequest.destroy();
+    });
+  });
+});
+
+describe('orport fetch', () => {
+  test('argument errors are UsageErrors', async () => {
+    await assert.rejects(fetchCommand.run([]), (e) => e instanceof UsageError && /missing URL/.test(e.message));
+    await assert.rejects(fetchCommand.run(['not a url']), UsageError);
+    await assert.rejects(fetchCommand.run(['ftp://127.0.0.1/x']), /only http: and https:/);
+    await assert.rejects(fetchCommand.run(['http://127.0.0.1/', 'extra']), /unexpected argument/);
+    await assert.rejects(fetchCommand.run(['http://127.0.0.1/', '--timeout', 'soon']), /--timeout takes a positive number/);
+    await assert.rejects(fetchCommand.run(['http://127.0.0.1/', '--bogus']), UsageError);
+    assert.equal(parseFetchUrl('https://example.test/a').hostname, 'example.test');
+  });
+
+  test('orport fetch without a URL: usage on stderr, exit status 2', async () => {
+    const write = process.stderr.write;
+    let said = '';
+    process.stderr.write = ((chunk: string) => ((said += chunk), true)) as typeof process.stderr.write;
+    try {
+      assert.equal(await main(['fetch']), 2);
+      assert.equal(await main(['fetch', 'http://127.0.0.1/', '--timeout', '0']), 2);
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.match(said, /orport fetch: missing URL/);
+    assert.match(said, /--timeout takes a positive number, not '0'/);
+    assert.match(said, /usage: orport fetch URL/);
+  });
+
+  test('fetchTo streams the body with backpressure, counts and hashes it', async () => {
+    await noLeaks(async () => {
+      let written = 0;
+      let maxBuffered = 0;
+      const slow = new Writable({
+        highWaterMark: 64 * 1024,
+        write(chunk: Buffer, _encoding, callback) {
+          written += chunk.length;
+          maxBuffered = Math.max(maxBuffered, slow.writableLength);
+          setImmediate(callback);
+        },
+      });
+      const progress: number[] = [];
+      const result = await fetchTo(fakeConnector({ plain: true }), new URL(`http://localhost:${port}/big`), {
+        output: () => slow,
+        timeoutMs: 10_000,
+        onProgress: (p) => progress.push(p.bytes),
+      });
+      assert.equal(result.status, 200);
+      assert.equal(result.bytes, 20 * MiB);
+      assert.equal(written, 20 * MiB);
+      assert.equal(result.sha256, sha256Of(20 * MiB));
+      assert.ok(maxBuffered < 4 * MiB, `at most ${maxBuffered} bytes waited in the writer`);
+      assert.equal(progress.at(-1), 20 * MiB);
+      assert.match(progressLine({ bytes: 10 * MiB, total: 20 * MiB, seconds: 2 }), /\[#{15}\.{15}\]  50% 10\.0 MiB \/ 20\.0 MiB  5\.0 MiB\/s  ETA 2 s/);
+      assert.equal(progressLine({ bytes: MiB, total: undefined, seconds: 1 }), '1.0 MiB  1.0 MiB/s');
+      assert.equal(summaryLine({ ...result, seconds: 2 }), `200 OK  ${20 * MiB} bytes  2.00 s  10.49 MB/s  sha256 ${result.sha256}`);
+    });
+  });
+
+  test('fetchTo: a non-2xx status opens no output', async () => {
+    await noLeaks(async () => {
+      const result = await fetchTo(fakeConnector(), new URL(`http://localhost:${port}/missing`), { output: () => assert.fail('opened'), timeoutMs: 10_000 });
+      assert.equal(result.status, 404);
     });
   });
 });
