@@ -7,6 +7,7 @@ import { dirCommand } from './dir.js';
 import { fetchCommand } from './fetch.js';
 import { probeCommand } from './probe.js';
 import { scanCommand } from './scan.js';
+import { socksCommand } from './socks.js';
 import { testnetCommand } from './testnet.js';
 
-export const commands: readonly Command[] = [demoCommand, consensusCommand, circuitCommand, fetchCommand, dirCommand, probeCommand, scanCommand, testnetCommand];
+export const commands: readonly Command[] = [demoCommand, consensusCommand, circuitCommand, fetchCommand, socksCommand, dirCommand, probeCommand, scanCommand, testnetCommand];
