@@ -19,6 +19,8 @@ export interface TestnetRunOptions {
   readonly verbose?: boolean;
   /** Also start C tor's client (when booting a network). */
   readonly client?: boolean;
+  /** The size of the network's HTTP test file (default 1 KiB). */
+  readonly httpFileBytes?: number;
 }
 
 /** Runs `bench` on a private network and resolves to its exit status (130 when interrupted). */
@@ -46,7 +48,7 @@ export async function runOnTestnet(options: TestnetRunOptions, bench: (descripti
   try {
     if (jsonPath) return await run(parseTestnetDescription(readFileSync(jsonPath, 'utf8'), jsonPath));
     say('booting a private Tor network on 127.0.0.1…');
-    testnet = await startTestnet({ signal: interrupt.signal, httpFileBytes: 1024, client: options.client, log: options.verbose ? (m) => process.stderr.write(`  ${m}\n`) : undefined });
+    testnet = await startTestnet({ signal: interrupt.signal, httpFileBytes: options.httpFileBytes ?? 1024, client: options.client, log: options.verbose ? (m) => process.stderr.write(`  ${m}\n`) : undefined });
     const description = testnet.describe();
     say(`network up in ${(description.timings.totalMs / 1000).toFixed(1)} s`);
     return await run(description);

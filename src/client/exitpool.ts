@@ -17,7 +17,7 @@ import { policyAllows } from '../path/select.js';
 import { startDeadline, type WaitOptions } from './wait.js';
 import type { TorCircuit } from './torcircuit.js';
 import type { TorStream } from './stream.js';
-import type { RelayInfo } from './torclient.js';
+import type { PathRelay as RelayInfo } from '../path/select.js';
 
 /** tor's MaxCircuitDirtiness default: no new streams on a circuit first used longer ago. */
 export const MAX_CIRCUIT_DIRTINESS_MS = 10 * 60_000;

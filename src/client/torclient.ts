@@ -1,13 +1,16 @@
 /**
- * client/torclient — `TorClient`: an in-process Tor client. Today it bootstraps a verified
- * view of the network (dir-spec §5): the microdesc consensus, the authorities' key
+ * client/torclient — `TorClient`: an in-process Tor client. It bootstraps a verified view
+ * of the network (dir-spec §5): the microdesc consensus, the authorities' key
  * certificates and the microdescriptors, from the disk cache when they are still good,
- * else from the authorities or fallbacks over one-hop BEGIN_DIR circuits; then it keeps
- * the consensus fresh in the background on dir-spec §5.1's schedule, from directory
- * guards. Circuits, streams and onion services build on this view (later issues).
+ * else from the authorities or fallbacks over one-hop BEGIN_DIR circuits; keeps it fresh
+ * in the background on dir-spec §5.1's schedule, from the primary guards. On it:
+ * circuits (`buildCircuit`: path selection, guards, one connection per relay), exit
+ * streams (`connect`, `resolve`: an exit-circuit pool with isolation and tor's retry
+ * rules), and the ecosystem adapters bound to this client (`fetch`, `dispatcher`,
+ * `httpAgent`, `httpsAgent`, `listenSocks`).
  *
- * Layer: thin I/O over client/dirclient and client/dircache; every document is parsed and
- * verified by the pure dir/ modules. `close()` stops every timer, request and connection.
+ * Layer: thin I/O over client/*, adapters/* and the pure dir/ and path/ modules.
+ * `close()` stops every timer, request, server and connection.
  */
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
@@ -23,6 +26,9 @@ import { DirectoryClient, type DirClientOptions, type DirSource, type DirStats }
 import { startDeadline, type WaitOptions } from './wait.js';
 import { ChannelManager, type ChannelManagerOptions } from './channels.js';
 import { TorCircuit } from './torcircuit.js';
+import { createDispatcher, createHttpAgent, createHttpsAgent, torFetch, type TorHttpAgent, type TorHttpsAgent } from '../adapters/http.js';
+import { listenSocks, type SocksServer, type SocksServerOptions } from '../adapters/socksserver.js';
+import type { Agent } from 'undici';
 import { ExitPool, DEFAULT_CONNECT_TIMEOUT_MS, type ConnectOptions } from './exitpool.js';
 import type { TorStream } from './stream.js';
 import { defaultHandshake, type HandshakeKind } from './handshakes.js';
@@ -186,6 +192,9 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   private guardsSaving: Promise<void> | undefined;
   private prebuilt: TorCircuit | undefined;
   private readonly exits: ExitPool;
+  private httpDispatcher: Agent | undefined;
+  private readonly agents: { http?: TorHttpAgent; https?: TorHttpsAgent } = {};
+  private readonly socksServers = new Set<SocksServer>();
   private prebuilding: Promise<void> | undefined;
 
   private constructor(
@@ -273,6 +282,10 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     this.lifetime.abort(new AbortError('the client', 'closed'));
     await this.refreshing?.catch(() => undefined);
     await this.dir.close();
+    await Promise.all([...this.socksServers].map((s) => s.close()));
+    this.agents.http?.destroy();
+    this.agents.https?.destroy();
+    await this.httpDispatcher?.destroy().catch(() => undefined);
     await this.exits.close();
     await this.prebuilding;
     await this.prebuilt?.close();
@@ -462,6 +475,42 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   connect(host: string, port: number, options: ConnectOptions = {}): Promise<TorStream> {
     if (this.closed) return Promise.reject(new BadArgumentError('the client is closed'));
     return this.exits.connect(host, port, options);
+  }
+
+  /**
+   * The undici dispatcher whose connections are streams through this client (HTTPS by
+   * TLS over them, with normal certificate checks): `fetch(url, { dispatcher })` from
+   * undici, or anything that takes a dispatcher. Closed with the client.
+   */
+  get dispatcher(): Agent {
+    this.httpDispatcher ??= createDispatcher(this);
+    return this.httpDispatcher;
+  }
+
+  /** `fetch` over Tor (WHATWG Response), on `client.dispatcher`. */
+  fetch(url: string | URL, init: Omit<RequestInit, 'dispatcher'> = {}): Promise<Response> {
+    if (this.closed) return Promise.reject(new BadArgumentError('the client is closed'));
+    return torFetch(this.dispatcher, url, init);
+  }
+
+  /** A Node `http.Agent` over Tor streams (http.get, axios, got…). */
+  get httpAgent(): TorHttpAgent {
+    this.agents.http ??= createHttpAgent(this, { keepAlive: true });
+    return this.agents.http;
+  }
+
+  /** A Node `https.Agent` over Tor streams (TLS with normal certificate checks). */
+  get httpsAgent(): TorHttpsAgent {
+    this.agents.https ??= createHttpsAgent(this, { keepAlive: true });
+    return this.agents.https;
+  }
+
+  /** A SOCKS5 server (loopback unless `host` says otherwise) whose streams go through this client; closed with it. */
+  async listenSocks(options: SocksServerOptions = {}): Promise<SocksServer> {
+    if (this.closed) throw new BadArgumentError('the client is closed');
+    const server = await listenSocks(this, options);
+    this.socksServers.add(server);
+    return server;
   }
 
   /** The addresses an exit resolves `host` to (tor-spec 6.4), IPv4 first. */

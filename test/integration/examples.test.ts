@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { relays, testnetSkipReason } from './testnet.js';
+import { spawn } from 'node:child_process';
+import { loadTestnet, relays, testnetSkipReason } from './testnet.js';
 import { runDemo } from '../../src/cli/demo.js';
 
 const run = promisify(execFile);
@@ -17,6 +18,41 @@ describe('examples', { skip: testnetSkipReason() }, () => {
     assert.match(stdout, /^link protocol 5/m);
     assert.match(stdout, new RegExp(`HTTP 200: ${relays().length} relays`));
     for (const r of relays()) assert.ok(stdout.includes(r.fingerprint), `${r.nick} listed`);
+  });
+
+  for (const example of ['three-hop-connect', 'fetch', 'http-agent'] as const) {
+    it(`examples/${example}.ts fetches the network's test file over three hops, sha256 equal`, async () => {
+      const net = loadTestnet();
+      const url = new URL(net.http.url);
+      const args = example === 'three-hop-connect' ? [net.networkFile, '127.0.0.1', url.port, url.pathname] : [net.networkFile, `http://127.0.0.1:${url.port}${url.pathname}`];
+      const { stdout } = await run(process.execPath, ['--import', 'tsx', `examples/${example}.ts`, ...args], { cwd: root, timeout: 120_000 });
+      assert.match(stdout, new RegExp(`200.*: ${net.http.fileBytes} bytes, sha256 ${net.http.fileSha256}`));
+      if (example === 'three-hop-connect') assert.equal(stdout.match(/^hop \d: /gm)?.length, 3);
+    });
+  }
+
+  it('examples/socks-server.ts serves curl --socks5-hostname; Ctrl-C stops it', async () => {
+    const net = loadTestnet();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/socks-server.ts', net.networkFile, '0'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d;
+          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`the example exited ${code}: ${out}`)));
+      });
+      const url = new URL(net.http.url);
+      const { stdout } = await run('sh', ['-c', `curl -sS --socks5-hostname 127.0.0.1:${port} http://127.0.0.1:${url.port}${url.pathname} | sha256sum`], { timeout: 120_000 });
+      assert.equal(stdout.split(' ')[0], net.http.fileSha256);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      assert.equal(await exited, 0);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it("orport demo's job: every relay in the table, the asked relay's identity proven", async () => {

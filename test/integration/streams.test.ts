@@ -19,6 +19,20 @@ import type { TorStream } from '../../src/client/stream.js';
 import { StreamClosedError } from '../../src/errors.js';
 import { EXIT_REJECTED_PORT } from '../../src/testnet/index.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
+import http from 'node:http';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const cli = (args: string[], timeout = 120_000) =>
+  new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+    execFile(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
+      done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 
 /** A closed loopback port: listen on a free one, then close it. */
 async function closedPort(): Promise<number> {
@@ -112,6 +126,60 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     assert.equal(client.stats.exits.built - built, 10, 'ten circuits');
     const results = await Promise.all(streams.map((s) => download(s, filePath())));
     for (const r of results) assert.equal(r.sha256, net().http.fileSha256);
+  });
+
+  it('client.fetch and http.get with client.httpAgent: the test file, sha256 equal', async () => {
+    const url = `http://127.0.0.1:${net().http.port}${filePath()}`;
+    const response = await client.fetch(url);
+    assert.equal(response.status, 200);
+    const hash = createHash('sha256');
+    for await (const chunk of response.body!) hash.update(chunk);
+    assert.equal(hash.digest('hex'), net().http.fileSha256);
+    const viaAgent = await new Promise<string>((resolve, reject) => {
+      http.get(url, { agent: client.httpAgent }, (res) => {
+        const h = createHash('sha256');
+        res.on('data', (c: Buffer) => h.update(c));
+        res.once('end', () => resolve(h.digest('hex')));
+        res.once('error', reject);
+      }).once('error', reject);
+    });
+    assert.equal(viaAgent, net().http.fileSha256);
+  });
+
+  it('orport fetch -o FILE and orport socks with curl --socks5-hostname: the test file, sha256 equal', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'orport-fetch-'));
+    try {
+      const url = `http://127.0.0.1:${net().http.port}${filePath()}`;
+      const out = join(dir, 'file');
+      const fetched = await cli(['fetch', url, '-o', out, '--network', net().networkFile]);
+      assert.equal(fetched.code, 0, fetched.stderr);
+      assert.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), net().http.fileSha256);
+      assert.match(fetched.stderr + fetched.stdout, new RegExp(net().http.fileSha256));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'socks', '--listen', '127.0.0.1:0', '--network', net().networkFile, '--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d;
+          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`orport socks exited ${code}: ${out}`)));
+      });
+      const sum = await new Promise<string>((resolve, reject) =>
+        execFile('sh', ['-c', `curl -sS --socks5-hostname 127.0.0.1:${port} http://127.0.0.1:${net().http.port}${filePath()} | sha256sum`], { timeout: 120_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      );
+      assert.equal(sum.split(' ')[0], net().http.fileSha256);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.match(out, /127\.0\.0\.1:\d+/);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('an upload of 6 MiB to a loopback echo server arrives intact and echoes back', async () => {

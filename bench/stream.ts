@@ -1,0 +1,148 @@
+/**
+ * bench/stream — issue 12's throughput benchmark: the private network's test file
+ * downloaded over three hops by orport (`client.connect`, the body counted and dropped)
+ * and by C tor's client (the network's client node: `curl --socks5-hostname` through its
+ * SocksPort, output to /dev/null), rounds alternating, in one run. Reports MB/s and the
+ * client's CPU seconds per MiB: orport's own process (process.cpuUsage: TLS, three
+ * layers of relay crypto, digests, SENDMEs, delivery into a Readable) against the tor
+ * client process (utime + stime from /proc/PID/stat; curl's CPU is the application's,
+ * not counted), and the ratios.
+ *
+ *   npm run bench -- stream [--rounds 5] [--json]
+ *
+ * The machine is shared and has 2 cores, which the relays use too: the load average is
+ * printed; medians are reported. Nothing here asserts time; exit status 1 when a
+ * download fails or comes out short.
+ *
+ * Layer: a benchmark (uses src/client, src/testnet; nothing uses it).
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { Network } from '../src/dir/network.js';
+import { TorClient } from '../src/client/torclient.js';
+import type { TestnetDescription } from '../src/testnet/index.js';
+import { quantile, runOnTestnet } from './testnet-run.js';
+
+interface Options {
+  rounds: number;
+  json: boolean;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const opts: Options = { rounds: 5, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--rounds') opts.rounds = Math.max(1, Number(argv[++i]) || 5);
+    else if (argv[i] === '--json') opts.json = true;
+    else throw new Error(`unknown option ${argv[i]}\nusage: npm run bench -- stream [--rounds N] [--json]`);
+  }
+  return opts;
+}
+
+interface Sample {
+  bytes: number;
+  seconds: number;
+  cpuSeconds: number;
+}
+
+const TICKS_PER_SECOND = 100; // Linux USER_HZ
+
+/** utime + stime of `pid`, in seconds. */
+function processCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+async function orportRound(client: TorClient, description: TestnetDescription): Promise<Sample> {
+  const { port, url } = description.http;
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const stream = await client.connect('127.0.0.1', port);
+  stream.write(`GET ${new URL(url).pathname} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
+  let bytes = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) bytes += chunk.length;
+  const c1 = process.cpuUsage(c0);
+  return { bytes, seconds: (performance.now() - t0) / 1000, cpuSeconds: (c1.user + c1.system) / 1e6 };
+}
+
+async function ctorRound(description: TestnetDescription): Promise<Sample> {
+  const node = description.nodes.find((n) => n.role === 'client');
+  if (!node || node.role !== 'client') throw new Error('the network has no C tor client');
+  const cpu0 = processCpu(node.pid);
+  const t0 = performance.now();
+  const out = await new Promise<string>((resolve, reject) => {
+    const curl = spawn('curl', ['-sS', '--max-time', '120', '--socks5-hostname', `127.0.0.1:${node.socksPort}`, '-o', '/dev/null', '-w', '%{size_download}', description.http.url.replace('localhost', '127.0.0.1')]);
+    let stdout = '';
+    let stderr = '';
+    curl.stdout.on('data', (d: Buffer) => (stdout += d));
+    curl.stderr.on('data', (d: Buffer) => (stderr += d));
+    curl.once('error', reject);
+    curl.once('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`curl exited ${code}: ${stderr.trim()}`))));
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  return { bytes: Number(out), seconds, cpuSeconds: processCpu(node.pid) - cpu0 };
+}
+
+async function bench(description: TestnetDescription, opts: Options, signal: AbortSignal, say: (m: string) => void): Promise<number> {
+  const network = Network.fromTorrc(readFileSync(description.networkFile, 'utf8'));
+  const client = await TorClient.create({ network, refresh: false, signal, timeoutMs: 60_000 });
+  const rows: Record<'orport' | 'C tor', Sample[]> = { orport: [], 'C tor': [] };
+  const failures: string[] = [];
+  try {
+    const expected = description.http.fileBytes;
+    say(`${opts.rounds} rounds of ${(expected / 1048576).toFixed(0)} MiB each, after one warm-up each`);
+    for (let round = -1; round < opts.rounds; round++) {
+      for (const who of round & 1 ? (['C tor', 'orport'] as const) : (['orport', 'C tor'] as const)) {
+        if (signal.aborted) throw signal.reason;
+        try {
+          const s = who === 'orport' ? await orportRound(client, description) : await ctorRound(description);
+          // orport counts the HTTP head too; curl only the body.
+          if (s.bytes < expected) throw new Error(`${s.bytes} of ${expected} bytes`);
+          if (round >= 0) rows[who].push(s);
+        } catch (err) {
+          failures.push(`${who} round ${round}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    }
+  } finally {
+    await client.close();
+  }
+  const mbps = (s: Sample) => s.bytes / 1e6 / s.seconds;
+  const cpuPerMiB = (s: Sample) => s.cpuSeconds / (s.bytes / 1048576);
+  const summary = Object.fromEntries(
+    (['orport', 'C tor'] as const).map((who) => [who, { mbps: quantile(rows[who].map(mbps), 0.5), cpuPerMiB: quantile(rows[who].map(cpuPerMiB), 0.5), rounds: rows[who].length }]),
+  ) as Record<'orport' | 'C tor', { mbps: number; cpuPerMiB: number; rounds: number }>;
+  const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+  if (opts.json) process.stdout.write(JSON.stringify({ torVersion: description.torVersion, summary, rows, load, failures }, null, 1) + '\n');
+  else {
+    const o = summary.orport;
+    const c = summary['C tor'];
+    process.stdout.write(
+      [
+        `bench/stream: ${(description.http.fileBytes / 1048576).toFixed(0)} MiB over three hops (tor ${description.torVersion}); ${cpus().length} CPUs, load ${load}; medians of ${opts.rounds} rounds`,
+        '| client | MB/s | client CPU s per MiB |',
+        '|---|---|---|',
+        `| orport | ${o.mbps.toFixed(1)} | ${o.cpuPerMiB.toFixed(4)} |`,
+        `| C tor (curl via SocksPort; tor's CPU) | ${c.mbps.toFixed(1)} | ${c.cpuPerMiB.toFixed(4)} |`,
+        `throughput orport / C tor: ${(o.mbps / c.mbps).toFixed(2)}× (target ≥ 1.0); CPU per MiB orport / C tor: ${(o.cpuPerMiB / c.cpuPerMiB).toFixed(2)}× (target ≤ 1.0)`,
+        ...(failures.length ? [`failures (${failures.length}):`, ...failures.map((f) => `  ${f}`)] : []),
+      ].join('\n') + '\n',
+    );
+  }
+  return failures.length ? 1 : 0;
+}
+
+const opts = parseOptions(process.argv.slice(2));
+const say = (m: string) => {
+  if (!opts.json) process.stderr.write(`bench/stream: ${m}\n`);
+};
+runOnTestnet({ name: 'stream', say, client: true, httpFileBytes: 20 * 1024 * 1024 }, (description, signal) => bench(description, opts, signal, say)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(`bench/stream: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  },
+);
