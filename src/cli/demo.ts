@@ -1,8 +1,10 @@
 /**
  * cli/demo — `orport demo`, the main job in one command: boot the project's private Tor
- * network (in its own network namespace), connect to a relay's ORPort, create a
- * circuit, fetch the consensus and the server descriptors through it, print a table of
- * the relays, and close everything.
+ * network (in its own network namespace); bootstrap a TorClient from its authorities
+ * (verified consensus); build a three-hop circuit, shown hop by hop with times; download
+ * the network's test file through the exit with a progress bar, check its sha256 and
+ * print the rate; then connect to a relay's ORPort, fetch the consensus and the server
+ * descriptors over a one-hop circuit, print a table of the relays, and close everything.
  */
 import { parseArgs } from 'node:util';
 import { AbortError, BadArgumentError } from '../errors.js';
@@ -10,6 +12,11 @@ import { Relay } from '../client/relay.js';
 import { parseHttpResponse } from '../dir/http.js';
 import { parseConsensus, parseServerDescriptors, type RouterStatus, type ServerDescriptor } from '../dir/documents.js';
 import { ensureIsolated, startTestnet, type Testnet, type TestnetDescription } from '../testnet/index.js';
+import { Network } from '../dir/network.js';
+import { TorClient } from '../client/torclient.js';
+import type { CircuitHop } from '../client/torcircuit.js';
+import { fetchTo, progressLine, type FetchResult } from './fetch.js';
+import { Writable } from 'node:stream';
 import type { RelayNodeDescription } from '../testnet/description.js';
 import type { Command } from './command.js';
 import { usageErrors } from './args.js';
@@ -17,10 +24,12 @@ import { usageErrors } from './args.js';
 const usage = `usage: orport demo [--relay NICK] [--keep] [--quiet]
 
 Boots a private Tor network on 127.0.0.1 (3 authorities, 4 relays, 2 exits) in a
-network namespace of its own, connects to one relay's ORPort (TLS, link
-handshake), creates a circuit with CREATE_FAST, fetches the consensus and all
-server descriptors through it (BEGIN_DIR, encrypted RELAY cells), prints the
-relays, and stops the network. As root it enters the namespace by itself.
+network namespace of its own; bootstraps a Tor client from its authorities
+(consensus signatures verified); builds a three-hop circuit (ntor / ntor v3,
+EXTEND2) and downloads the network's 20 MiB test file through its exit (sha256
+checked, rate printed); then connects to one relay's ORPort, fetches the consensus
+and all server descriptors over a one-hop circuit (CREATE_FAST, BEGIN_DIR) and
+prints the relays; stops the network. As root it enters the namespace by itself.
 
 options:
   --relay NICK   the relay to ask (default relay0)
@@ -96,6 +105,46 @@ export async function runDemo(node: RelayNodeDescription, signal?: AbortSignal):
   }
 }
 
+export interface ThreeHopReport {
+  bootstrapMs: number;
+  signedBy: readonly string[];
+  relays: number;
+  hops: readonly CircuitHop[];
+  buildMs: number;
+  download: FetchResult;
+  expectedSha256: string;
+}
+
+/** The main job: bootstrap from the network's authorities, three hops, the test file through the exit. */
+export async function runThreeHop(description: TestnetDescription, options: { signal?: AbortSignal; onProgress?: (line: string, done: boolean) => void } = {}): Promise<ThreeHopReport> {
+  const t0 = performance.now();
+  const client = await TorClient.create({ network: await Network.fromFile(description.networkFile), refresh: false, signal: options.signal, timeoutMs: 60_000 });
+  try {
+    const bootstrapMs = performance.now() - t0;
+    const t1 = performance.now();
+    const circuit = await client.buildCircuit({ exitPort: description.http.port, signal: options.signal, timeoutMs: 30_000 });
+    const buildMs = performance.now() - t1;
+    const url = new URL(description.http.url);
+    url.hostname = '127.0.0.1';
+    // The download goes through this very circuit's exit.
+    const download = await fetchTo({ connect: (host, port, o) => circuit.openStream(host, port, { signal: o?.signal, timeoutMs: o?.timeoutMs }) }, url, {
+      output: () => new Writable({ write: (_chunk, _encoding, callback) => callback() }),
+      timeoutMs: 60_000,
+      signal: options.signal,
+      onProgress: (p) => options.onProgress?.(progressLine(p), p.done),
+    });
+    const hops = circuit.hops;
+    await circuit.close();
+    return { bootstrapMs, signedBy: client.consensus.signedBy, relays: client.consensus.relays.length, hops, buildMs, download, expectedSha256: description.http.fileSha256 };
+  } finally {
+    await client.close();
+  }
+}
+
+function url(description: TestnetDescription): string {
+  return description.http.url.replace('localhost', '127.0.0.1');
+}
+
 function pickRelay(description: TestnetDescription, nick: string): RelayNodeDescription {
   const node = description.nodes.find((n) => n.nick === nick);
   if (!node || node.role === 'client') {
@@ -123,10 +172,29 @@ export const demoCommand: Command = {
     let testnet: Testnet | undefined;
     try {
       log('orport demo: booting a private Tor network on 127.0.0.1 (3 authorities, 4 relays, 2 exits)…');
-      testnet = await startTestnet({ signal: interrupt.signal, keep: values.keep ?? false, httpFileBytes: 1024, log: (m) => log(`  ${m}`) });
+      testnet = await startTestnet({ signal: interrupt.signal, keep: values.keep ?? false, log: (m) => log(`  ${m}`) });
       const description = testnet.describe();
       log(`orport demo: network up in ${(description.timings.totalMs / 1000).toFixed(1)} s`);
       const node = pickRelay(description, values.relay ?? 'relay0');
+      const tty = process.stderr.isTTY && !values.quiet;
+      const main = await runThreeHop(description, {
+        signal: interrupt.signal,
+        onProgress: (line, done) => {
+          if (tty) process.stderr.write(`\r\x1b[K${line}${done ? '\n' : ''}`);
+        },
+      });
+      const d = main.download;
+      const ok = d.sha256 === main.expectedSha256;
+      process.stdout.write(
+        [
+          `Bootstrapped in ${main.bootstrapMs.toFixed(0)} ms: ${main.relays} relays, consensus signed by ${main.signedBy.join(', ')} (verified).`,
+          `Three-hop circuit built in ${main.buildMs.toFixed(1)} ms:`,
+          ...main.hops.map((h) => `  hop ${h.index + 1}  ${h.nickname.padEnd(8)} ${h.rsa}  ${h.handshake.padEnd(7)} ${h.ms.toFixed(1).padStart(6)} ms`),
+          `Downloaded ${url(description)} through ${main.hops[main.hops.length - 1]!.nickname}: ${d.bytes} bytes in ${d.seconds.toFixed(2)} s (${(d.bytes / 1e6 / d.seconds).toFixed(1)} MB/s), sha256 ${ok ? 'matches' : 'DIFFERS'} (${d.sha256}).`,
+          '',
+        ].join('\n'),
+      );
+      if (!ok || d.status !== 200) throw new BadArgumentError(`the download came out wrong: HTTP ${d.status}, sha256 ${d.sha256}, expected ${main.expectedSha256}`);
       const report = await runDemo(node, interrupt.signal);
       const t = report.timings;
       process.stdout.write(

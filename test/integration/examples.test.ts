@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { loadTestnet, relays, testnetSkipReason } from './testnet.js';
-import { runDemo } from '../../src/cli/demo.js';
+import { runDemo, runThreeHop } from '../../src/cli/demo.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -53,6 +53,18 @@ describe('examples', { skip: testnetSkipReason() }, () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+
+  it("orport demo's main job: a verified bootstrap, three hops shown, the test file through the exit with its sha256", async () => {
+    const net = loadTestnet();
+    const lines: string[] = [];
+    const report = await runThreeHop(net, { onProgress: (line) => lines.push(line) });
+    assert.equal(report.hops.length, 3);
+    assert.ok(report.signedBy.length >= 2);
+    assert.equal(report.download.status, 200);
+    assert.equal(report.download.bytes, net.http.fileBytes);
+    assert.equal(report.download.sha256, net.http.fileSha256);
+    assert.ok(lines.length >= 1 && /MiB/.test(lines[lines.length - 1]!), 'progress reported');
   });
 
   it("orport demo's job: every relay in the table, the asked relay's identity proven", async () => {
