@@ -1,6 +1,6 @@
 // scripts/setup.mjs — one-time set-up run before `npm test` and `npm run demo`.
 // Plain Node (no dependencies), so it works on a fresh checkout:
-//  1. tor and python3-stem from Debian (apt-get), if missing; if the package's own daemon
+//  1. tor, python3-stem and curl (the tests' SOCKS client) from Debian (apt-get), if missing; if the package's own daemon
 //     runs (its pid file), it is stopped by that pid;
 //  2. `npm ci` when node_modules is missing or older than package-lock.json;
 //  3. `npm run build` (dist/ for the CLI and the demo).
@@ -19,19 +19,19 @@ const run = (cmd, args, opts = {}) => {
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const hasStem = () => spawnSync('/usr/bin/python3', ['-c', 'import stem.client'], { stdio: 'ignore' }).status === 0;
 
-if (process.env.ORPORT_SKIP_APT !== '1' && (!has('tor') || !has('tor-gencert') || !hasStem())) {
+if (process.env.ORPORT_SKIP_APT !== '1' && (!has('tor') || !has('tor-gencert') || !has('curl') || !hasStem())) {
   if (process.getuid?.() !== 0) {
-    log('tor and python3-stem are missing; run as root, or: sudo apt-get install -y tor python3-stem');
+    log('tor, curl or python3-stem is missing; run as root, or: sudo apt-get install -y tor python3-stem curl');
     process.exit(1);
   }
-  log('installing tor and python3-stem from Debian');
+  log('installing tor, python3-stem and curl from Debian');
   run('apt-get', ['update']);
   // Debian's tor package would start a daemon in the host's network namespace; forbid
   // service starts while installing (policy-rc.d exit 101) and check afterwards.
   run('sh', ['-c', `set -e
     created=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created=1; fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y tor python3-stem
+    DEBIAN_FRONTEND=noninteractive apt-get install -y tor python3-stem curl
     if [ $created = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi`]);
 }
 // If the package started its daemon anyway, stop that one process by its pid (the
