@@ -77,6 +77,6 @@ export { GuardSet, guardParams, type GuardState, type GuardRecord } from './path
 export { ChannelManager } from './client/channels.js';
 export { TorStream, type TorStreamOptions } from './client/stream.js';
 export type { OpenStreamOptions } from './client/circuit.js';
-export { MAX_CIRCUIT_DIRTINESS_MS, DEFAULT_CONNECT_TIMEOUT_MS, type ConnectOptions } from './client/exitpool.js';
+export { MAX_CIRCUIT_DIRTINESS_MS, DEFAULT_TOR_CONNECT_TIMEOUT_MS, type TorConnectOptions } from './client/exitpool.js';
 export type { StreamConnector, StreamConnectOptions, ConnectedStream } from './adapters/connector.js';
 export { listenSocks, type SocksServer, type SocksServerOptions, type SocksStreamInfo } from './adapters/socksserver.js';

@@ -22,11 +22,11 @@ import type { PathRelay as RelayInfo } from '../path/select.js';
 /** tor's MaxCircuitDirtiness default: no new streams on a circuit first used longer ago. */
 export const MAX_CIRCUIT_DIRTINESS_MS = 10 * 60_000;
 /** tor's SocksTimeout default: the whole connect, retries included. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 120_000;
+export const DEFAULT_TOR_CONNECT_TIMEOUT_MS = 120_000;
 /** Circuits tried per connect (tor: MAX_RESOLVE_FAILURES = 3). */
 export const DEFAULT_CONNECT_ATTEMPTS = 3;
 
-export interface ConnectOptions extends WaitOptions {
+export interface TorConnectOptions extends WaitOptions {
   /** Streams with distinct keys never share a circuit (tor's stream isolation). */
   isolation?: string;
   /** Circuits to try (default 3). */
@@ -71,9 +71,9 @@ export class ExitPool {
     return this.entries.length;
   }
 
-  async connect(host: string, port: number, options: ConnectOptions = {}): Promise<TorStream> {
+  async connect(host: string, port: number, options: TorConnectOptions = {}): Promise<TorStream> {
     if (this.closed) throw new AbortError(`a stream to ${host}:${port}`, 'the client is closed');
-    const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TOR_CONNECT_TIMEOUT_MS;
     const controller = new AbortController();
     let failure: OrportError | undefined;
     const deadline = startDeadline(`a stream to ${host}:${port}`, { timeoutMs, signal: options.signal }, timeoutMs, (error) => {

@@ -29,7 +29,7 @@ import { TorCircuit } from './torcircuit.js';
 import { createDispatcher, createHttpAgent, createHttpsAgent, torFetch, type TorHttpAgent, type TorHttpsAgent } from '../adapters/http.js';
 import { listenSocks, type SocksServer, type SocksServerOptions } from '../adapters/socksserver.js';
 import type { Agent } from 'undici';
-import { ExitPool, DEFAULT_CONNECT_TIMEOUT_MS, type ConnectOptions } from './exitpool.js';
+import { ExitPool, DEFAULT_TOR_CONNECT_TIMEOUT_MS, type TorConnectOptions } from './exitpool.js';
 import type { TorStream } from './stream.js';
 import { defaultHandshake, type HandshakeKind } from './handshakes.js';
 import { policyAllows, selectRelays, type Path } from '../path/select.js';
@@ -472,7 +472,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
    * `reason` CONNECTREFUSED, EXITPOLICY, RESOLVEFAILED, … `timeoutMs` (default 120 s, tor's
    * SocksTimeout) and `signal` bound everything.
    */
-  connect(host: string, port: number, options: ConnectOptions = {}): Promise<TorStream> {
+  connect(host: string, port: number, options: TorConnectOptions = {}): Promise<TorStream> {
     if (this.closed) return Promise.reject(new BadArgumentError('the client is closed'));
     return this.exits.connect(host, port, options);
   }
@@ -516,7 +516,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   /** The addresses an exit resolves `host` to (tor-spec 6.4), IPv4 first. */
   async resolve(host: string, options: WaitOptions & { isolation?: string } = {}): Promise<string[]> {
     if (this.closed) throw new BadArgumentError('the client is closed');
-    const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TOR_CONNECT_TIMEOUT_MS;
     const circuit = await this.exits.circuitFor(80, options.isolation, { signal: options.signal ?? this.lifetime.signal, timeoutMs });
     return circuit.resolve(host, { signal: options.signal, timeoutMs: Math.min(timeoutMs, 10_000) });
   }
