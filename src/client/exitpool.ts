@@ -33,6 +33,8 @@ export interface TorConnectOptions extends WaitOptions {
   attempts?: number;
   /** Send written data with BEGIN, before CONNECTED (default false). */
   optimistic?: boolean;
+  /** How long one circuit gets to answer CONNECTED before the next is tried (default tor's: 10 s, 15 s from the third try). */
+  streamTimeoutMs?: number;
 }
 
 interface Entry {
@@ -100,7 +102,7 @@ export class ExitPool {
           const stream = await entry.circuit.openStream(host, port, {
             signal: controller.signal,
             // tor: 10 s for the first two tries, 15 s after (connection_edge.c compute_retry_timeout).
-            timeoutMs: Math.min(timeoutMs, attempt < 2 ? 10_000 : 15_000),
+            timeoutMs: Math.min(timeoutMs, options.streamTimeoutMs ?? (attempt < 2 ? 10_000 : 15_000)),
             optimistic: options.optimistic,
             flags: policyAllows(exit.exitPolicy.ipv6, port) ? 1 : 0,
           });
