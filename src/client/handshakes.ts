@@ -52,28 +52,54 @@ export function defaultHandshake(target: CircuitTarget): HandshakeKind {
   return target.ed25519 && supportsVersion(target.protocols?.Relay, 4) ? 'ntor-v3' : 'ntor';
 }
 
+/** What to negotiate in the handshake (ntor v3 only). */
+export interface HandshakeOptions {
+  /**
+   * Ask for congestion control (prop 324, the ntor v3 extension); `sendmeInc` is the
+   * consensus' cc_sendme_inc, against which the relay's answer is checked (tor accepts
+   * ±1: congestion_control_validate_sendme_increment).
+   */
+  readonly congestionControl?: { readonly sendmeInc: number };
+}
+
+/** What the handshake agreed beyond the keys. */
+export interface Negotiated {
+  /** Congestion control is on for the hop, with this sendme_inc (undefined: fixed windows). */
+  readonly sendmeInc: number | undefined;
+}
+
 /** A started handshake to `target`. `where` names the hop in errors. */
-export function handshakeFor(kind: HandshakeKind, target: CircuitTarget, where: string, random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n))): PendingHandshake {
+export function handshakeFor(
+  kind: HandshakeKind,
+  target: CircuitTarget,
+  where: string,
+  random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n)),
+  options: HandshakeOptions = {},
+): PendingHandshake & { negotiated(): Negotiated } {
   const ntorKey = bytesOf(target.ntorOnionKey, 32, 'the ntor onion key', target);
   if (kind === 'ntor') {
+    if (options.congestionControl) throw new BadArgumentError(`congestion control is negotiated with ntor v3 only (prop 324), not ${kind}`);
     const rsaId = new Uint8Array(Buffer.from(target.rsa.replace(/^\$/, ''), 'hex'));
     if (rsaId.length !== 20) throw new BadArgumentError(`relay ${target.rsa}: the RSA identity must be 40 hex digits`);
     const { state, message } = ntorClientStart({ rsaId, ntorKey }, random);
-    return { type: HTYPE.ntor, name: 'ntor', message, finish: (reply) => ntorClientFinish(state, reply, where) };
+    return { type: HTYPE.ntor, name: 'ntor', message, finish: (reply) => ntorClientFinish(state, reply, where), negotiated: () => ({ sendmeInc: undefined }) };
   }
   if (kind === 'ntor-v3') {
     const ed25519Id = bytesOf(target.ed25519, 32, 'the Ed25519 identity', target);
-    // CM is an extension list; tor refuses an empty CM, so nothing asked for is `00` (no congestion control yet).
-    const { state, message } = ntorV3ClientStart({ ed25519Id, ntorKey }, encodeNtorV3Request(), random);
+    // CM is an extension list; tor refuses an empty CM, so nothing asked for is `00`.
+    const cc = options.congestionControl;
+    const { state, message } = ntorV3ClientStart({ ed25519Id, ntorKey }, encodeNtorV3Request({ congestionControl: !!cc }), random);
+    let sendmeInc: number | undefined;
     return {
       type: HTYPE['ntor-v3'],
       name: 'ntor v3',
       message,
       finish: (reply) => {
         const { keys, serverMessage } = ntorV3ClientFinish(state, reply, where);
-        checkServerMessage(serverMessage, where);
+        sendmeInc = checkServerMessage(serverMessage, where, cc?.sendmeInc);
         return keys;
       },
+      negotiated: () => ({ sendmeInc }),
     };
   }
   throw new BadArgumentError(`unknown circuit handshake ${JSON.stringify(kind)} (known: ntor, ntor-v3)`);
@@ -81,10 +107,11 @@ export function handshakeFor(kind: HandshakeKind, target: CircuitTarget, where: 
 
 /**
  * The relay's ntor v3 message SM must be a well-formed extension list (prop 332: parties
- * MUST reject messages that are not); unknown extensions are ignored. We asked for no
- * congestion control (and do none), so a relay turning it on is refused too.
+ * MUST reject messages that are not); unknown extensions are ignored. A congestion-control
+ * answer we did not ask for is refused; one we asked for must carry a sendme_inc within ±1
+ * of the consensus' (tor's congestion_control_validate_sendme_increment). Returns it.
  */
-function checkServerMessage(serverMessage: Uint8Array, where: string): void {
+function checkServerMessage(serverMessage: Uint8Array, where: string, askedSendmeInc: number | undefined): number | undefined {
   let sendmeInc: number | undefined;
   try {
     sendmeInc = decodeNtorV3Response(serverMessage, `the ntor v3 server message`).sendmeInc;
@@ -92,7 +119,12 @@ function checkServerMessage(serverMessage: Uint8Array, where: string): void {
     if (!(err instanceof OrportError)) throw err;
     throw new HandshakeError(`ntor v3 reply on ${where}: the relay's message is malformed (prop 332): ${err.message}`, { cause: err });
   }
-  if (sendmeInc !== undefined) throw new HandshakeError(`ntor v3 reply on ${where}: the relay turned on congestion control (sendme_inc ${sendmeInc}), which we did not ask for (prop 324)`);
+  if (sendmeInc === undefined) return undefined;
+  if (askedSendmeInc === undefined) throw new HandshakeError(`ntor v3 reply on ${where}: the relay turned on congestion control (sendme_inc ${sendmeInc}), which we did not ask for (prop 324)`);
+  if (sendmeInc === 0 || Math.abs(sendmeInc - askedSendmeInc) > 1) {
+    throw new HandshakeError(`ntor v3 reply on ${where}: the relay's sendme_inc ${sendmeInc} is out of range (the consensus says ${askedSendmeInc}; tor accepts ±1, never 0)`);
+  }
+  return sendmeInc;
 }
 
 /** EXTEND2 link specifiers (tor-spec 5.1.2), in tor's order: IPv4, RSA id, Ed25519 id, IPv6. */
