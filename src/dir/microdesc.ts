@@ -108,34 +108,46 @@ function readAll(text: string, fast: boolean): { microdescs: Microdesc[] } {
 
 type Draft = { -readonly [K in keyof Microdesc]: Microdesc[K] };
 
+/** No family (shared: most microdescriptors have none). */
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 /** A microdescriptor starting at `line`, its fields still empty (both readers fill one in). */
 function draft(line: number): Draft {
-  return { digest: '', ntorOnionKey: '', ed25519: undefined, family: [], familyIds: [], policy: undefined, policy6: undefined, ipv6: undefined, text: '', line };
+  return { digest: '', ntorOnionKey: '', ed25519: undefined, family: NO_NAMES, familyIds: NO_NAMES, policy: undefined, policy6: undefined, ipv6: undefined, text: '', line };
 }
 
 /** Where the last microdescriptor read ended: the offset and line after it. */
 const next = { pos: 0, line: 0 };
 
-/**
- * Tables the fast path reads, as this module's own bindings: under a CommonJS transform
- * (tsx) an imported binding is a getter call on every use.
- */
-const B64_CHAR = BASE64_CHAR;
+/** The fast path's helper as this module's own binding: under a CommonJS transform (tsx) an imported one is a getter call on every use. */
 const keywordEnd = plainKeywordEnd;
 /** A run of base64 lines (the alphabet, '=', newlines), matched from lastIndex. */
 const BASE64_RUN = /[A-Za-z0-9+/=\n]*/y;
 const RSA_BEGIN = '-----BEGIN RSA PUBLIC KEY-----\n';
 const RSA_END = '\n-----END RSA PUBLIC KEY-----';
 
-/** base64Key's test without the error: a 32-byte key's 43 characters ('=' optional) at text[from, to)? */
-function isKey(text: string, from: number, to: number): boolean {
+/** The base64 alphabet without '=' (1), and the characters a 32-byte key may end with (2). */
+const KEY_CHAR = new Uint8Array(256);
+for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') KEY_CHAR[ch.charCodeAt(0)] = 1;
+for (const c of LAST_KEY_CHAR) KEY_CHAR[c] = 3;
+
+/** base64Key's test without the error, on the bytes: a 32-byte key's 43 characters ('=' optional) at [from, to)? */
+function isKey(bytes: Uint8Array, from: number, to: number): boolean {
   const n = to - from;
-  if (n !== 43 && (n !== 44 || text.charCodeAt(from + 43) !== 0x3d)) return false;
-  for (let i = from; i < from + 42; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 128 || B64_CHAR[c] !== 1 || c === 0x3d) return false;
-  }
-  return LAST_KEY_CHAR.has(text.charCodeAt(from + 42));
+  if (n !== 43 && (n !== 44 || bytes[from + 43] !== 0x3d)) return false;
+  for (let i = from; i < from + 42; i++) if ((KEY_CHAR[bytes[i]!]! & 1) === 0) return false;
+  return (KEY_CHAR[bytes[from + 42]!]! & 2) !== 0;
+}
+
+/**
+ * Where a key starting at `from` ends: at the first space before `nl`, else at `nl`. A
+ * line holding just a key (43 or 44 characters, which isKey checks hold no space) needs
+ * no search.
+ */
+function keyEnd(text: string, from: number, nl: number): number {
+  if (nl - from === 43 || nl - from === 44) return nl;
+  const sp = text.indexOf(' ', from);
+  return sp < 0 || sp > nl ? nl : sp;
 }
 
 /**
@@ -160,8 +172,7 @@ function readMicrodescFast(text: string, bytes: Buffer, start: number, startLine
       case 0x6e: // n
         if (klen === 14 && text.startsWith('ntor-onion-key', p)) {
           if (md.ntorOnionKey !== '') return undefined;
-          const sp = text.indexOf(' ', argsStart);
-          if (!isKey(text, argsStart, sp < 0 || sp > nl ? nl : sp)) return undefined;
+          if (!isKey(bytes, argsStart, keyEnd(text, argsStart, nl))) return undefined;
           md.ntorOnionKey = text.slice(argsStart, argsStart + 43);
         }
         break;
@@ -169,8 +180,7 @@ function readMicrodescFast(text: string, bytes: Buffer, start: number, startLine
         if (klen === 2 && text.charCodeAt(p + 1) === 0x64 && text.startsWith('ed25519 ', argsStart)) {
           if (md.ed25519 !== undefined) return undefined;
           const from = argsStart + 8;
-          const sp = text.indexOf(' ', from);
-          if (!isKey(text, from, sp < 0 || sp > nl ? nl : sp)) return undefined;
+          if (!isKey(bytes, from, keyEnd(text, from, nl))) return undefined;
           md.ed25519 = text.slice(from, from + 43);
         }
         break;
@@ -190,12 +200,13 @@ function readMicrodescFast(text: string, bytes: Buffer, start: number, startLine
     }
     p = nl < n ? nl + 1 : n;
     line++;
-    if (p < n && text.charCodeAt(p) === 0x2d && text.startsWith('-----BEGIN ', p)) {
+    const rsaKey = p < n && text.charCodeAt(p) === 0x2d && text.startsWith(RSA_BEGIN, p);
+    if (rsaKey || (p < n && text.charCodeAt(p) === 0x2d && text.startsWith('-----BEGIN ', p))) {
       // An object: the onion-key's RSA key (the usual one), or any other well-formed one.
       let headerEnd: number;
       let endAt: number;
       let markerLength: number;
-      if (text.startsWith(RSA_BEGIN, p)) {
+      if (rsaKey) {
         headerEnd = p + RSA_BEGIN.length - 1;
         endAt = text.indexOf(RSA_END, p);
         markerLength = RSA_END.length;
@@ -297,5 +308,11 @@ function ipv6Of(args: string): Microdesc['ipv6'] {
 }
 
 function splitArgs(args: string): string[] {
-  return args === '' ? [] : args.split(' ').filter((a) => a !== '');
+  if (args === '') return [];
+  const parts = args.split(' ');
+  return parts.includes('') ? parts.filter(nonEmpty) : parts;
+}
+
+function nonEmpty(a: string): boolean {
+  return a !== '';
 }
