@@ -124,10 +124,12 @@ export function verifyConsensus(text: string, certificates: readonly AuthorityCe
  * those it does not (dropped, dir-spec §5.2).
  */
 export function verifyMicrodescs(consensus: Consensus, text: string): { kept: Microdesc[]; dropped: string[] } {
+  const microdescs = parseMicrodescs(text).microdescs;
+  // Built after parsing, so that the table and the digests it points to are in the cache for the lookups.
   const listed = digestTable(consensus.routers);
   const kept: Microdesc[] = [];
   const dropped: string[] = [];
-  for (const md of parseMicrodescs(text).microdescs) {
+  for (const md of microdescs) {
     if (listed.has(md.digest)) kept.push(md);
     else dropped.push(md.digest);
   }
