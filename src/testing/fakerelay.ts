@@ -6,7 +6,8 @@
  * circuits by EXTEND2 to other fake relays of this process, answers TRUNCATE, serves
  * BEGIN_DIR requests at any hop with documents of any size while honouring the client's
  * SENDMEs as tor does (circuit window 1000/100 with v1 digests checked, stream window
- * 500/50) — and can be told to misbehave at any step.
+ * 500/50), acts as an exit (BEGIN, RESOLVE; below) — and can be told to misbehave at any
+ * step.
  *
  *   const relay = await startFakeRelay({ documents: { '/tor/big': syntheticDocument(50e6) } });
  *   const client = await Relay.connect(relay.host, relay.port);
@@ -33,15 +34,28 @@
  *   circuits:   createFast | create2; extend2 (→ the target's create2); truncate;
  *               cell (every cell from the client, before it is handled)
  *   streams:    beginDir → request → data (each DATA cell) … → end
+ *   exit:       begin → (upload: each DATA cell from the client) … data … → end;
+ *               resolve; sendme (each SENDME we owe the client for its uploads)
+ *
+ * Exit (tor-spec 6.2-6.4, 7.3-7.4): BEGIN's honest answer connects to the target with
+ * node:net — only ever to 127.0.0.1: any other address gets END EXITPOLICY (with the
+ * address and a TTL when it is an IP literal), hostnames included — answers CONNECTED
+ * (127.0.0.1, TTL 300) and relays bytes both ways: what the target sends goes out within
+ * the client's windows (the target is paused meanwhile), what the client sends is written
+ * to the target (optimistic DATA before CONNECTED is held, as tor holds it), and the
+ * client gets SENDMEs for its uploads as tor sends them (a circuit SENDME v1 echoing the
+ * digest of each 100th DATA cell at this hop, a stream SENDME per 50 while the target
+ * keeps up). RESOLVE is answered from `resolutions` (no real DNS). `stream.send`,
+ * `circuit.send` and `circuit.resolved` send any relay message, malformed ones included.
  *
  * The server checks what the client does (its v1 SENDME digests, the windows it grants,
  * EXTEND2 in RELAY_EARLY and at most 8 of those) and lists what it found wrong in
  * `violations`; an exception in a hook lands in `errors`. Every socket and timer of a
  * connection is released when it closes, and `close()` releases everything.
  * Not modelled: links between relays (no TLS, circuit ids or queues between hops), exit
- * streams. Layer: test support (I/O).
+ * policies beyond "127.0.0.1 only", DNS, congestion control. Layer: test support (I/O).
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { TLSSocket, createSecureContext } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import {
@@ -57,7 +71,7 @@ import {
 import { Address, CloseReason, EndReason, LinkProtocol, type Certificate } from '../codec/datatype.js';
 import { CellDecoder, type CellFrame } from '../codec/framing.js';
 import { bytesEqual, utf8 } from '../codec/bytes.js';
-import { EndMsg, Extend2Msg, Extended2Msg, SendmeMsg, TruncatedMsg } from '../codec/relaymsg.js';
+import { BeginMsg, ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, ResolveMsg, ResolvedMsg, SendmeMsg, TruncatedMsg } from '../codec/relaymsg.js';
 import { BadArgumentError, OrportError } from '../errors.js';
 import { buildCertChain, type GeneratedChain } from './certchain.js';
 import { CellWriter } from '../client/cellwriter.js';
@@ -177,9 +191,35 @@ export interface FakeRelayHooks {
   request?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream, request: string): Awaitable<void>;
   /** A DATA cell of the response is due (`index` counts from 0); `next()` sends it. */
   data?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream, body: Uint8Array, index: number): Awaitable<void>;
-  /** The whole response was sent; `next()` sends END (DONE). */
+  /** The whole response was sent (exit: the target closed and all it sent went out); `next()` sends END (DONE). */
   end?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream): Awaitable<void>;
+  /**
+   * A BEGIN arrived at this hop (`stream.target`); `next()` is `stream.connect()`: the
+   * target on 127.0.0.1 (any other address: END EXITPOLICY), CONNECTED, bytes both ways.
+   */
+  begin?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream, target: BeginTarget): Awaitable<void>;
+  /** A DATA cell from the client on an exit stream; `next()` writes it to the target (held until connected). */
+  upload?(conn: FakeConnection, next: Next, circuit: FakeCircuit, stream: FakeStream, body: Uint8Array): Awaitable<void>;
+  /** A RESOLVE arrived (tor-spec 6.4); `next()` answers RESOLVED from `resolutions`. */
+  resolve?(conn: FakeConnection, next: Next, circuit: FakeCircuit, streamId: number, hostname: string): Awaitable<void>;
+  /**
+   * We owe the client a SENDME for its uploads: `streamId` 0 is a circuit SENDME v1 that
+   * must echo `digest` (tor-spec 7.3, prop289), else a stream SENDME; `next()` sends it.
+   */
+  sendme?(conn: FakeConnection, next: Next, circuit: FakeCircuit, streamId: number, digest: Uint8Array | undefined): Awaitable<void>;
 }
+
+/** What a BEGIN asked for (tor-spec 6.2): `host` without IPv6 brackets. */
+export interface BeginTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly flags: number;
+}
+
+/** The only address the fake exit ever connects to. */
+export const FAKE_EXIT_ADDRESS = '127.0.0.1';
+/** The TTL the fake exit puts in CONNECTED, END EXITPOLICY and RESOLVED. */
+const EXIT_TTL = 300;
 
 /** What a CREATE2 (or an EXTEND2 for this relay) asked for. */
 export interface Create2Request {
@@ -209,6 +249,8 @@ export interface FakeRelayOptions {
   ntorOnionKey?: X25519KeyPair;
   /** ntor v3: the relay's message SM, or how to make it from the client's CM (default `00`). */
   ntorV3Response?: ServerHandshakeOptions['serverMessage'];
+  /** RESOLVE answers by hostname (default `localhost` → 127.0.0.1, ::1; IP literals answer themselves; others a permanent error). */
+  resolutions?: Readonly<Record<string, readonly string[]>>;
   /** The relays EXTEND2 can reach (default: every fake relay running in this process). */
   peers?: readonly FakeRelay[];
   /** Randomness for handshakes (CREATE_FAST's Y, ntor's y). */
@@ -224,6 +266,11 @@ export interface FakeRelayStats {
   cellsIn: number;
   dataCellsOut: number;
   bytesOut: number;
+  /** Exit: BEGINs, RESOLVEs, DATA cells from the client, SENDMEs we sent for them. */
+  begins: number;
+  resolves: number;
+  dataCellsIn: number;
+  sendmesOut: number;
 }
 
 export interface FakeRelay {
@@ -276,7 +323,7 @@ class FakeRelayServer implements FakeRelay {
   readonly onionKey: X25519KeyPair;
   readonly random: RandomSource;
   readonly connections = new Set<FakeConnection>();
-  readonly stats: FakeRelayStats = { connections: 0, handshakes: 0, circuits: 0, streams: 0, cellsIn: 0, dataCellsOut: 0, bytesOut: 0 };
+  readonly stats: FakeRelayStats = { connections: 0, handshakes: 0, circuits: 0, streams: 0, cellsIn: 0, dataCellsOut: 0, bytesOut: 0, begins: 0, resolves: 0, dataCellsIn: 0, sendmesOut: 0 };
   readonly violations: string[] = [];
   readonly errors: unknown[] = [];
   private readonly server: Server;
@@ -374,6 +421,15 @@ class FakeRelayServer implements FakeRelay {
     return Object.prototype.hasOwnProperty.call(docs, path) ? docs[path] : undefined;
   }
 
+  /** RESOLVE's honest answers for `hostname` (no DNS: `resolutions`, IP literals, else a permanent error). */
+  answersFor(hostname: string): Address[] {
+    if (isIP(hostname)) return [new Address(hostname)];
+    const table = this.options.resolutions ?? { localhost: [FAKE_EXIT_ADDRESS, '::1'] };
+    const found = Object.prototype.hasOwnProperty.call(table, hostname) ? table[hostname] : undefined;
+    if (found?.length) return found.map((a) => new Address(a));
+    return [new Address('Error resolving hostname', 0xf1)];
+  }
+
   close(): Promise<void> {
     registry.delete(this);
     this.closing ??= new Promise<void>((resolve) => {
@@ -432,6 +488,7 @@ export class FakeConnection {
       for (const t of this.timers) clearTimeout(t);
       this.timers.clear();
       for (const wake of [...this.sleepers]) wake(new ConnectionGone());
+      for (const circuit of [...this.circuits.values()]) circuit.gone(); // exit streams' sockets go too
       this.writer.clear();
       resolveClosed();
     });
@@ -718,6 +775,10 @@ export class FakeCircuit {
   readonly side: RelaySideCircuit;
   /** The relay's circuit package window (cells it may still send; +100 per valid SENDME). */
   window = 1000;
+  /** Its deliver window for the client's DATA at this hop (tor-spec 7.3: a SENDME v1 at ≤ 900). */
+  deliver = 1000;
+  /** Circuit SENDMEs the client sent this hop (valid ones). */
+  sendmesIn = 0;
   readonly streams = new Map<number, FakeStream>();
   /** The hop before this one (undefined for the first) and after it (once extended). */
   readonly prev: FakeCircuit | undefined;
@@ -835,6 +896,39 @@ export class FakeCircuit {
     this.conn.write(this.relayCell(command, streamId, body, options));
   }
 
+  /** Sends RESOLVED for `streamId` (tor-spec 6.4): addresses as text or Address (an error type too), each with `ttl`. */
+  resolved(streamId: number, answers: readonly (string | Address)[], ttl = EXIT_TTL): void {
+    const msg = new ResolvedMsg(answers.map((a) => ({ address: typeof a === 'string' ? new Address(a) : a, ttl })));
+    this.send(12, streamId, msg.encode());
+  }
+
+  /** @internal Sends a SENDME we owe for the client's uploads (through the `sendme` hook). */
+  owesSendme(streamId: number, digest?: Uint8Array): void {
+    this.run(this.hookOf('sendme'), () => {
+      this.relay.stats.sendmesOut++;
+      this.send(5, streamId, digest ? new SendmeMsg(1, digest).encode() : new Uint8Array(0));
+    }, this, streamId, digest);
+  }
+
+  /**
+   * tor-spec 7.3 (as relay.c): a DATA cell from the client at this hop, whatever its stream,
+   * counts against our circuit deliver window; at ≤ 900 a SENDME v1 echoes its digest.
+   * False if the client overran the window (the circuit is closed, as tor does).
+   */
+  private takeData(msg: RelayMessageIn): boolean {
+    this.relay.stats.dataCellsIn++;
+    if (--this.deliver < 0) {
+      this.violation('the client sent more DATA cells than the circuit deliver window allows');
+      this.destroy(CloseReason.PROTOCOL);
+      return false;
+    }
+    if (this.deliver <= 900) {
+      this.deliver += 100;
+      this.owesSendme(0, msg.digest.slice(0, 20));
+    }
+    return true;
+  }
+
   /**
    * This hop closes the circuit (default reason RESOURCELIMIT): the hops after it go, and
    * DESTROY travels back to the client — with `reason` from the first hop, else with
@@ -858,7 +952,7 @@ export class FakeCircuit {
   gone(): void {
     this.state = 'gone';
     if (!this.prev) this.conn.circuits.delete(this.id);
-    for (const s of this.streams.values()) s.closed = true;
+    for (const s of this.streams.values()) s.release();
     this.streams.clear();
     this.next?.gone();
   }
@@ -916,19 +1010,59 @@ export class FakeCircuit {
         return;
       }
       case 2: {
-        // DATA: the request
+        // DATA: the request, or an upload on an exit stream
+        if (!this.takeData(msg)) return;
         const stream = this.streams.get(msg.streamId);
         if (!stream) return;
-        stream.takeRequest(msg.body);
+        if (stream.target) stream.takeUpload(msg.body);
+        else stream.takeRequest(msg.body);
+        return;
+      }
+      case 1: {
+        // BEGIN (tor-spec 6.2)
+        if (this.streams.has(msg.streamId)) {
+          this.violation(`BEGIN for stream ${msg.streamId}, which is open`);
+          return;
+        }
+        let begin: BeginMsg;
+        try {
+          begin = BeginMsg.decode(msg.body);
+        } catch {
+          // connection_edge.c begin_cell_parse: END TORPROTOCOL.
+          this.violation(`BEGIN on stream ${msg.streamId} does not decode`);
+          this.send(3, msg.streamId, new EndMsg(EndReason.TORPROTOCOL).encode());
+          return;
+        }
+        const host = begin.address.startsWith('[') ? begin.address.slice(1, -1) : begin.address;
+        const stream = new FakeStream(this, msg.streamId, { host, port: begin.port, flags: begin.flags });
+        this.streams.set(msg.streamId, stream);
+        this.relay.stats.streams++;
+        this.relay.stats.begins++;
+        this.run(this.hookOf('begin'), () => stream.connect(), this, stream, stream.target!);
+        return;
+      }
+      case 11: {
+        // RESOLVE (tor-spec 6.4)
+        let hostname: string;
+        try {
+          hostname = ResolveMsg.decode(msg.body).hostname;
+        } catch {
+          this.violation(`RESOLVE on stream ${msg.streamId} does not decode`);
+          return;
+        }
+        this.relay.stats.resolves++;
+        this.run(this.hookOf('resolve'), () => this.resolved(msg.streamId, this.relay.answersFor(hostname)), this, msg.streamId, hostname);
         return;
       }
       case 5:
         this.handleSendme(msg);
         return;
       case 3: {
+        // END: tor flushes what it holds for the target, then closes it; no END back (DIGEST-streams §1.6).
         const stream = this.streams.get(msg.streamId);
         if (stream) {
-          stream.closed = true;
+          stream.endedByClient = true;
+          stream.release(true);
           this.streams.delete(msg.streamId);
         }
         return;
@@ -1009,11 +1143,13 @@ export class FakeCircuit {
         return;
       }
       this.window += 100;
+      this.sendmesIn++;
       for (const s of this.streams.values()) void s.pump();
       return;
     }
     const stream = this.streams.get(msg.streamId);
     if (!stream) return;
+    stream.sendmesIn++;
     if (stream.window + 50 > 500) {
       this.violation(`stream ${stream.id}: a stream SENDME would open the window past 500`);
       this.destroy(CloseReason.PROTOCOL);
@@ -1024,10 +1160,43 @@ export class FakeCircuit {
   }
 }
 
-/** A BEGIN_DIR stream on a fake circuit. */
+/** tor's errno_to_stream_end_reason (DIGEST-streams §1.5), for the target's socket errors. */
+function endReasonFor(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return EndReason.CONNECTREFUSED;
+    case 'ETIMEDOUT':
+      return EndReason.TIMEOUT;
+    case 'ECONNRESET':
+      return EndReason.CONNRESET;
+    case 'ENETUNREACH':
+    case 'EHOSTUNREACH':
+    case 'EACCES':
+    case 'EPERM':
+      return EndReason.NOROUTE;
+    case 'EPIPE':
+      return EndReason.DONE;
+    default:
+      return EndReason.MISC;
+  }
+}
+
+/** How much of the target's output the exit holds before pausing it (it waits for the client's SENDMEs). */
+const TARGET_BUFFER = 64 * 1024;
+/** tor's connection_outbuf_too_full (10 cells' data): stream SENDMEs wait while the target is further behind. */
+const TARGET_BEHIND = 10 * 509;
+
+/**
+ * A stream on a fake circuit: BEGIN_DIR (an HTTP request, a document served), or an exit
+ * stream (BEGIN: `target` set; bytes relayed to and from a socket on 127.0.0.1).
+ */
 export class FakeStream {
   /** The relay's stream package window (500; +50 per SENDME). */
   window = 500;
+  /** Exit: its deliver window for the client's uploads (tor-spec 7.4: a SENDME per 50 at ≤ 450). */
+  deliver = 500;
+  /** Stream SENDMEs the client sent (for our downloads). */
+  sendmesIn = 0;
   /** The request's bytes so far. */
   request = new Uint8Array(0);
   /** The path of the request line, once it arrived. */
@@ -1040,11 +1209,27 @@ export class FakeStream {
   /** Overrun the client's windows (default: the relay's `ignoreWindows`). */
   ignoreWindows: boolean;
   closed = false;
+  /** The client sent END. */
+  endedByClient = false;
+  /** Exit: DATA cells and bytes the client sent on it, and how many came before CONNECTED (optimistic). */
+  cellsIn = 0;
+  bytesIn = 0;
+  optimisticCells = 0;
+  /** Exit: the socket to the target (once `connect()` ran). */
+  socket: Socket | undefined;
   private pumping = false;
+  /** Exit: the target's bytes not yet sent, and whether it closed (with the END reason to send then). */
+  private readonly outQueue: Uint8Array[] = [];
+  private outQueued = 0;
+  private targetEnd: string | undefined;
+  /** Exit: the client's bytes held until the target is connected. */
+  private readonly held: Uint8Array[] = [];
 
   constructor(
     readonly circuit: FakeCircuit,
     readonly id: number,
+    /** What a BEGIN asked for (undefined for BEGIN_DIR). */
+    readonly target?: BeginTarget,
   ) {
     this.ignoreWindows = circuit.relay.options.ignoreWindows ?? false;
   }
@@ -1056,11 +1241,19 @@ export class FakeStream {
   /** CONNECTED was sent (a request that came before it waits, as tor holds it). */
   isConnected = false;
 
-  /** Sends CONNECTED. */
-  connected(): void {
-    this.circuit.send(4, this.id, new Uint8Array(0));
+  /**
+   * Sends CONNECTED: empty (BEGIN_DIR), or with `address` (IPv4 or IPv6) and `ttl`
+   * (tor-spec 6.2). Exit: the client's held DATA goes to the target now.
+   */
+  connected(address?: string, ttl = EXIT_TTL): void {
+    this.circuit.send(4, this.id, address === undefined ? new Uint8Array(0) : new ConnectedMsg(new Address(address), ttl).encode());
     this.isConnected = true;
-    this.takeRequest(new Uint8Array(0));
+    if (!this.target) {
+      this.takeRequest(new Uint8Array(0));
+      return;
+    }
+    for (const body of this.held.splice(0)) this.writeToTarget(body);
+    this.considerSendme();
   }
 
   /** Sends one DATA cell now (counts against the windows). */
@@ -1071,11 +1264,31 @@ export class FakeStream {
     this.circuit.send(2, this.id, body);
   }
 
-  /** Sends END with `reason` (default DONE) and forgets the stream. */
-  end(reason: number | string = EndReason.DONE): void {
-    this.circuit.send(3, this.id, new EndMsg(reason).encode());
-    this.closed = true;
+  /** Sends any relay message on this stream (raw: nothing checked, no window counted). */
+  send(command: number, body: Uint8Array = new Uint8Array(0), options?: Parameters<RelaySideCircuit['send']>[3]): void {
+    this.circuit.send(command, this.id, body, options);
+  }
+
+  /**
+   * Sends END with `reason` (default DONE) and forgets the stream; `address` (and `ttl`)
+   * for EXITPOLICY (tor-spec 6.3). The target's socket, if any, is closed.
+   */
+  end(reason: number | string = EndReason.DONE, options: { address?: string; ttl?: number } = {}): void {
+    const address = options.address === undefined ? undefined : new Address(options.address);
+    this.circuit.send(3, this.id, new EndMsg(reason, address, address ? (options.ttl ?? EXIT_TTL) : undefined).encode());
+    this.release();
     this.circuit.streams.delete(this.id);
+  }
+
+  /** @internal The stream is over here: the target's socket closes (after what we owe it, if `flush`). */
+  release(flush = false): void {
+    this.closed = true;
+    this.outQueue.length = 0;
+    this.outQueued = 0;
+    const socket = this.socket;
+    if (!socket || socket.destroyed) return;
+    if (flush) socket.end(() => socket.destroy());
+    else socket.destroy();
   }
 
   /** Starts serving `doc` (an HTTP response is made of it unless `raw`). */
@@ -1084,6 +1297,102 @@ export class FakeStream {
     this.response = options.raw ? source : httpResponse(options.status ?? '200 OK', source);
     this.offset = 0;
     void this.pump();
+  }
+
+  /**
+   * The honest exit (tor-spec 6.2): connects to the target — on 127.0.0.1 only: any other
+   * address (a hostname too) gets END EXITPOLICY, with the address and a TTL when it is an
+   * IP literal — and answers CONNECTED (127.0.0.1, TTL 300), or END with the reason tor
+   * maps the socket's error to (ECONNREFUSED → CONNECTREFUSED, …).
+   */
+  connect(): void {
+    const target = this.target;
+    if (!target) throw new BadArgumentError('connect(): a BEGIN_DIR stream has no target');
+    if (this.closed || this.socket) return;
+    if (target.host !== FAKE_EXIT_ADDRESS) {
+      this.end(EndReason.EXITPOLICY, isIP(target.host) ? { address: target.host } : {});
+      return;
+    }
+    const socket = netConnect({ host: FAKE_EXIT_ADDRESS, port: target.port });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.once('connect', () => {
+      if (!this.closed) this.connected(FAKE_EXIT_ADDRESS);
+    });
+    socket.on('data', (chunk: Buffer) => this.fromTarget(chunk));
+    socket.on('drain', () => this.considerSendme());
+    socket.once('end', () => this.targetClosed(EndReason.DONE));
+    socket.once('close', () => this.targetClosed(EndReason.DONE));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.closed) return;
+      if (!this.isConnected) return this.end(endReasonFor(err));
+      this.targetClosed(endReasonFor(err));
+    });
+  }
+
+  /** @internal A DATA cell from the client on an exit stream (through the `upload` hook). */
+  takeUpload(body: Uint8Array): void {
+    this.cellsIn++;
+    this.bytesIn += body.length;
+    if (!this.isConnected) this.optimisticCells++;
+    // tor-spec 7.4 (relay.c): our stream deliver window below 0 closes the circuit.
+    if (--this.deliver < 0) {
+      this.circuit.violation(`stream ${this.id}: the client sent more DATA cells than the stream deliver window allows`);
+      this.circuit.destroy(CloseReason.PROTOCOL);
+      return;
+    }
+    this.circuit.run(this.circuit.relay.options.hooks?.upload, () => {
+      if (this.isConnected) this.writeToTarget(body);
+      else this.held.push(body.slice()); // optimistic data, held until connected (DIGEST-streams §1.4)
+    }, this.circuit, this, body);
+    this.considerSendme();
+  }
+
+  private writeToTarget(body: Uint8Array): void {
+    if (this.socket && !this.socket.destroyed) this.socket.write(body);
+  }
+
+  /** tor's sendme_connection_edge_consider_sending: open, window ≤ 450, the target keeps up → a stream SENDME. */
+  private considerSendme(): void {
+    while (!this.closed && this.isConnected && this.circuit.isOpen && this.deliver <= 450 && (this.socket?.writableLength ?? 0) <= TARGET_BEHIND) {
+      this.deliver += 50;
+      this.circuit.owesSendme(this.id);
+    }
+  }
+
+  private fromTarget(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.outQueue.push(chunk);
+    this.outQueued += chunk.length;
+    if (this.outQueued >= TARGET_BUFFER) this.socket?.pause();
+    void this.pump();
+  }
+
+  private targetClosed(reason: string): void {
+    if (this.closed || this.targetEnd !== undefined || !this.isConnected) return;
+    this.targetEnd = reason;
+    void this.pump();
+  }
+
+  /** At most `n` bytes of what the target sent. */
+  private takeOut(n: number): Uint8Array {
+    const first = this.outQueue[0]!;
+    if (first.length <= n) {
+      this.outQueue.shift();
+      this.outQueued -= first.length;
+      if (first.length === n || this.outQueue.length === 0) return first;
+      const parts = [first];
+      let size = first.length;
+      while (this.outQueue.length && size < n) {
+        const piece = this.takeOut(n - size);
+        parts.push(piece);
+        size += piece.length;
+      }
+      return Buffer.concat(parts);
+    }
+    this.outQueue[0] = first.subarray(n);
+    this.outQueued -= n;
+    return first.subarray(0, n);
   }
 
   /** @internal */
@@ -1103,9 +1412,10 @@ export class FakeStream {
     }, this.circuit, this, text.slice(0, end + 4));
   }
 
-  /** Sends as much of the response as the windows (and the socket) allow. */
+  /** Sends as much of the response (or of what the target sent) as the windows (and the socket) allow. */
   async pump(): Promise<void> {
-    if (this.pumping || !this.response) return;
+    if (!this.response) return this.pumpTarget();
+    if (this.pumping) return;
     this.pumping = true;
     const hooks = this.circuit.relay.options.hooks ?? {};
     try {
@@ -1130,6 +1440,36 @@ export class FakeStream {
         if (result) await result;
         // Let the socket and other streams breathe between windows' worth of cells.
         if (this.ignoreWindows && index % 100 === 99) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Exit: sends what the target sent, within the windows; END once it closed and all went out. */
+  private async pumpTarget(): Promise<void> {
+    if (this.pumping || !this.target) return;
+    this.pumping = true;
+    const hooks = this.circuit.relay.options.hooks ?? {};
+    try {
+      while (!this.closed && this.circuit.isOpen && !this.conn.isClosed) {
+        if (this.outQueued === 0) {
+          const reason = this.targetEnd;
+          if (reason === undefined) return;
+          this.closed = true;
+          await this.circuit.run(hooks.end, () => this.end(reason), this.circuit, this);
+          return;
+        }
+        if (!this.ignoreWindows && (this.window <= 0 || this.circuit.window <= 0)) return;
+        if (this.conn.tls.writableNeedDrain) {
+          await this.conn.drained();
+          continue;
+        }
+        const body = this.takeOut(RELAY_DATA_MAX);
+        if (this.outQueued < TARGET_BUFFER / 2 && this.socket?.isPaused()) this.socket.resume();
+        const index = this.cellsOffered++;
+        const result = hooks.data ? this.circuit.run(hooks.data, () => this.sendData(body), this.circuit, this, body, index) : this.sendData(body);
+        if (result) await result;
       }
     } finally {
       this.pumping = false;

@@ -1,8 +1,9 @@
 /**
  * orport/testing — test support for users who test their own tools against hostile
  * relays: the scriptable fake relay (a TLS server on loopback with a real CERTS chain;
- * CREATE2, and EXTEND2 to the other fake relays of the process), certificate chains from
- * fresh keys, and the relays' half of a circuit (one hop or a chain of them).
+ * CREATE2, EXTEND2 to the other fake relays of the process, exit streams to 127.0.0.1
+ * and RESOLVE), certificate chains from fresh keys, and the relays' half of a circuit
+ * (one hop or a chain of them).
  *
  *   import { startFakeRelay, syntheticDocument } from 'orport/testing';
  *
@@ -20,6 +21,8 @@ export {
   type FakeRelayHooks,
   type FakeRelayStats,
   type Create2Request,
+  type BeginTarget,
+  FAKE_EXIT_ADDRESS,
   type Document,
   type DocumentSource,
   type Next,
