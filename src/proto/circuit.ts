@@ -454,7 +454,9 @@ export class CircuitMachine {
         if (!stream) return;
         const end = EndMsg.decode(body);
         this.forget(stream);
-        stream.events.ended(end.reasonInt === EndReason.toInt(EndReason.DONE) ? null : new StreamClosedError('relay', end.reason, end.reasonInt), end);
+        // tor-spec 6.3: EXITPOLICY may name the address the exit refused (and its TTL).
+        const refused = end.address?.value ? `the exit's policy rejects ${end.address.value} (TTL ${end.ttl})` : undefined;
+        stream.events.ended(end.reasonInt === EndReason.toInt(EndReason.DONE) ? null : new StreamClosedError('relay', end.reason, end.reasonInt, refused), end);
         return;
       }
       case 12: // RESOLVED
@@ -504,7 +506,11 @@ export class CircuitMachine {
   private deliverData(streamId: number, hop: number, body: Uint8Array): void {
     const stream = this.streamFor(streamId, hop, 'DATA');
     if (!stream) return; // tor-spec 6.2: DATA for unrecognized streams is dropped (it still counted for the circuit)
-    if (!stream.connected) throw new ProtocolError(`DATA on stream ${streamId} before CONNECTED`);
+    if (!stream.connected) {
+      // DIGEST-streams §1.4/§1.8: tor drops DATA on a stream not yet open (the circuit window counted it).
+      this.counters.dropped++;
+      return;
+    }
     stream.deliver.take();
     const wantMore = stream.events.data(body);
     if (!wantMore) stream.paused = true;
