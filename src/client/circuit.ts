@@ -18,7 +18,7 @@ import type { CircuitMachine, PendingHandshake, StreamHandle } from '../proto/ci
 import type { ChannelMachine } from '../proto/channel.js';
 import { boundedWait, startDeadline, type Deadline, type WaitOptions } from './wait.js';
 import type { CellWriter } from './cellwriter.js';
-import { defaultHandshake, handshakeFor, linkSpecifiersFor, targetName, type CircuitTarget, type HandshakeKind } from './handshakes.js';
+import { defaultHandshake, handshakeFor, linkSpecifiersFor, targetName, type CircuitTarget, type HandshakeKind, type HandshakeOptions } from './handshakes.js';
 
 export const DEFAULT_CREATE_TIMEOUT_MS = 10_000;
 export const DEFAULT_DIRECTORY_TIMEOUT_MS = 60_000;
@@ -41,6 +41,8 @@ export interface ExtendOptions extends WaitOptions {
   handshake?: HandshakeKind;
   /** Names the new hop in errors ("hop #2 (name)"; default: the target's nickname, else its fingerprint). */
   name?: string | undefined;
+  /** Ask the new hop for congestion control (ntor v3 only; prop 324), with the consensus' cc_sendme_inc. */
+  congestionControl?: HandshakeOptions['congestionControl'];
 }
 
 export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
@@ -220,7 +222,7 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
     const name = options.name ?? targetName(target);
     const label = `hop #${this.hopCount + 1} (${name})`;
     try {
-      pending = handshakeFor(options.handshake ?? defaultHandshake(target), target, label);
+      pending = handshakeFor(options.handshake ?? defaultHandshake(target), target, label, undefined, { congestionControl: options.congestionControl });
       specs = linkSpecifiersFor(target);
     } catch (err) {
       return Promise.reject(err);
