@@ -445,6 +445,12 @@ function readRoutersFast(text: string, flavor: 'microdesc' | 'ns'): { from: numb
   const o = md ? 0 : 1;
   const flagLists = new Map<string, readonly string[]>();
   const versions = new Map<string, string>();
+  // The last s, v and pr lines and their values: consecutive entries often repeat them.
+  let lastFlagsLine: string | undefined;
+  let lastFlags: readonly string[] = NO_FLAGS;
+  let lastVersion = '';
+  let lastProtocolsLine: string | undefined;
+  let lastProtocols: Readonly<Record<string, string>> | undefined;
   const routers: RouterEntry[] = [];
   let previous = '';
   let r: Mutable<RouterEntry> | undefined;
@@ -511,7 +517,15 @@ function readRoutersFast(text: string, flavor: 'microdesc' | 'ns'): { from: numb
         }
         case 0x73: // s
           if (!r || r.flags !== NO_FLAGS) return undefined;
-          r.flags = cachedSplit(flagLists, text.slice(argsStart, nl));
+          {
+            // Comparing with the last line (a memcmp) before a Map lookup (which hashes the line).
+            const line = text.slice(argsStart, nl);
+            if (line !== lastFlagsLine) {
+              lastFlags = cachedSplit(flagLists, line);
+              lastFlagsLine = line;
+            }
+            r.flags = lastFlags;
+          }
           break;
         case 0x6d: // m
           if (!r) return undefined;
@@ -549,9 +563,12 @@ function readRoutersFast(text: string, flavor: 'microdesc' | 'ns'): { from: numb
           if (!r) return undefined;
           if (r.version !== undefined) break;
           const v = text.slice(argsStart, nl);
-          let shared = versions.get(v);
-          if (shared === undefined) versions.set(v, (shared = v));
-          r.version = shared;
+          if (v !== lastVersion) {
+            let shared = versions.get(v);
+            if (shared === undefined) versions.set(v, (shared = v));
+            lastVersion = shared;
+          }
+          r.version = lastVersion;
           break;
         }
         case 0x61: {
@@ -575,7 +592,7 @@ function readRoutersFast(text: string, flavor: 'microdesc' | 'ns'): { from: numb
       // pr
       if (r.protocols !== NO_PROTOCOLS) return undefined;
       const key = text.slice(argsStart, nl);
-      let protocols = protocolCache.get(key);
+      let protocols = key === lastProtocolsLine ? lastProtocols : protocolCache.get(key);
       if (protocols === undefined) {
         try {
           protocols = parseProtocols(key, { keyword: 'pr', args: '', line, start: p, lineEnd: 0, end: 0, object: undefined });
@@ -584,6 +601,8 @@ function readRoutersFast(text: string, flavor: 'microdesc' | 'ns'): { from: numb
         }
       }
       r.protocols = protocols;
+      lastProtocols = protocols;
+      lastProtocolsLine = key;
     }
     p = nl < n ? nl + 1 : n;
     line++;
