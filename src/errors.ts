@@ -275,3 +275,16 @@ export function hexExcerpt(bytes: Uint8Array, max = 32): string {
   for (const b of shown) hex += b.toString(16).padStart(2, '0');
   return bytes.length > max ? `${hex}… (${bytes.length} bytes)` : hex || '(empty)';
 }
+
+/** Why a host name is not a usable v3 .onion address (rend-spec §6; tor's hs_address_is_valid). */
+export type OnionAddressProblem = 'not-onion' | 'empty-label' | 'v2' | 'length' | 'base32' | 'checksum' | 'version' | 'key';
+
+/** A host name that is not a valid v3 onion address; `problem` says which rule failed. */
+export class OnionAddressError extends BadArgumentError {
+  readonly problem: OnionAddressProblem;
+
+  constructor(problem: OnionAddressProblem, message: string) {
+    super(message);
+    this.problem = problem;
+  }
+}
