@@ -5,7 +5,8 @@
  * (as root it re-executes itself under `unshare --net`), boots the network
  * with src/testnet, prints the description (JSON on stdout, a summary on
  * stderr), runs the command with ORPORT_TESTNET_* variables (or waits for
- * SIGINT/SIGTERM), then stops every process it started. Ctrl-C during boot
+ * SIGINT/SIGTERM), then stops every process it started (`--latency` / `--rate`
+ * turn on the launcher's delay forwarders). Ctrl-C during boot
  * stops everything cleanly. It holds no network logic of its own.
  */
 import { spawn } from 'node:child_process';
@@ -38,6 +39,8 @@ export interface TestnetCliOptions {
   baseDir: string | undefined;
   freshKeys: boolean;
   logLevel: LogLevel;
+  latencyMs: number;
+  rateBytesPerSec: number | undefined;
   command: string[];
 }
 
@@ -63,6 +66,13 @@ options:
                       it is always kept when the boot fails
   --fresh-keys        generate keys instead of using /tmp/orport-testnet-keys
   --log-level L       extra per-node log: notice, info or debug (default info)
+  --latency MS        one-way delay on every link to a relay's ORPort (client to
+                      relay and relay to relay; a round trip costs 2 x MS), by a
+                      forwarder in this process that each relay advertises
+                      (tor listens behind it, on base port + 400 + i); DirPorts
+                      are not delayed (default 0: no forwarders)
+  --rate BYTES        also limit each direction of each such link to BYTES per
+                      second; K, M, G = KiB, MiB, GiB (default: no limit)
   --json              print the JSON description on stdout even with a command
   --quiet             no progress lines on stderr
 
@@ -72,18 +82,20 @@ The command runs inside the namespace with these variables:
   ORPORT_TESTNET_HTTP_URL     URL of the random file; ORPORT_TESTNET_FILE_SHA256
   ORPORT_TESTNET_DIRAUTH_FILE torrc-style file with the DirAuthority lines
   ORPORT_TESTNET_SOCKS_PORT   the client's SocksPort (with --client)
+  ORPORT_TESTNET_LATENCY_MS   the one-way link delay (with --latency)
+  ORPORT_TESTNET_RATE         the links' rate limit, bytes/s (with --rate)
 
 Exit status: the command's; 130 when interrupted during boot; 1 when the
 boot fails (the error names the node and its log).`;
 
-/** "1048576", "512K", "10M", "1G", "20MiB" → bytes. */
-export function parseByteSize(text: string): number {
+/** "1048576", "512K", "10M", "1G", "20MiB" → bytes; `flag` names the option in errors. */
+export function parseByteSize(text: string, flag = '--file-size'): number {
   const match = /^(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?$/i.exec(text.trim());
-  if (!match) throw new UsageError(`--file-size: cannot read ${JSON.stringify(text)} as a size (e.g. 1048576, 512K, 20M)`);
+  if (!match) throw new UsageError(`${flag}: cannot read ${JSON.stringify(text)} as a size (e.g. 1048576, 512K, 20M)`);
   const unit = (match[2] ?? '').toLowerCase();
   const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
   const bytes = Math.round(Number(match[1]) * factor);
-  if (!Number.isSafeInteger(bytes)) throw new UsageError(`--file-size: ${text} is too large`);
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`${flag}: ${text} is too large`);
   return bytes;
 }
 
@@ -101,6 +113,8 @@ export function parseTestnetArgs(argv: readonly string[]): TestnetCliOptions {
     baseDir: undefined,
     freshKeys: false,
     logLevel: 'info',
+    latencyMs: 0,
+    rateBytesPerSec: undefined,
     command: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -155,6 +169,15 @@ export function parseTestnetArgs(argv: readonly string[]): TestnetCliOptions {
       case '--fresh-keys':
         options.freshKeys = true;
         break;
+      case '--latency':
+        options.latencyMs = integer(0, 10_000);
+        break;
+      case '--rate': {
+        const rate = parseByteSize(value(), '--rate');
+        if (rate < 1024) throw new UsageError(`--rate must be at least 1024 bytes per second, got ${rate}`);
+        options.rateBytesPerSec = rate;
+        break;
+      }
       case '--log-level': {
         const level = value();
         if (level !== 'notice' && level !== 'info' && level !== 'debug') throw new UsageError(`--log-level must be notice, info or debug, got ${JSON.stringify(level)}`);
@@ -179,6 +202,8 @@ export function testnetEnvironment(description: TestnetDescription): Record<stri
     ORPORT_TESTNET_FILE_SHA256: description.http.fileSha256,
     ORPORT_TESTNET_DIRAUTH_FILE: description.dirAuthorityFile,
   };
+  if (description.latencyMs > 0) env.ORPORT_TESTNET_LATENCY_MS = String(description.latencyMs);
+  if (typeof description.rateBytesPerSec === 'number') env.ORPORT_TESTNET_RATE = String(description.rateBytesPerSec);
   if (description.socksPort !== null) env.ORPORT_TESTNET_SOCKS_PORT = String(description.socksPort);
   return env;
 }
@@ -190,11 +215,17 @@ export function summarize(description: TestnetDescription): string {
   const lines = [
     `test network up in ${s(t.totalMs)} (prepare ${s(t.prepareMs)}; since launch: first consensus ${s(t.firstConsensusMs)}, full ${s(t.fullConsensusMs)}, settled ${s(t.settledMs)}${t.clientBootstrappedMs === null ? '' : `, client bootstrapped ${s(t.clientBootstrappedMs)}`})`,
     `  directory ${description.dir}   tor ${description.torVersion}   namespace ${description.netns}`,
-    '  nick      role       ORPort  DirPort  pid      RSA fingerprint',
   ];
+  const delayed = description.latencyMs > 0 || description.rateBytesPerSec !== null;
+  if (delayed) {
+    const rate = description.rateBytesPerSec === null ? 'no rate limit' : `rate ${description.rateBytesPerSec} bytes/s per direction per connection`;
+    lines.push(`  links to ORPorts: ${description.latencyMs} ms one way (${2 * description.latencyMs} ms round trip), ${rate}; ORPort = the forwarder (advertised), real = tor's listener`);
+  }
+  lines.push(`  nick      role       ORPort  ${delayed ? 'real   ' : ''}DirPort  pid      RSA fingerprint`);
   for (const n of description.nodes) {
     const port = (p: number | null): string => (p === null ? '-' : String(p));
-    lines.push(`  ${n.nick.padEnd(9)} ${n.role.padEnd(10)} ${port(n.orPort).padEnd(7)} ${port(n.dirPort).padEnd(8)} ${String(n.pid).padEnd(8)} ${n.fingerprint ?? `SocksPort ${n.socksPort}`}`);
+    const real = delayed ? `${port(n.realOrPort).padEnd(6)} ` : '';
+    lines.push(`  ${n.nick.padEnd(9)} ${n.role.padEnd(10)} ${port(n.orPort).padEnd(7)} ${real}${port(n.dirPort).padEnd(8)} ${String(n.pid).padEnd(8)} ${n.fingerprint ?? `SocksPort ${n.socksPort}`}`);
   }
   lines.push(`  file ${description.http.url} (${description.http.fileBytes} bytes, sha256 ${description.http.fileSha256})`);
   lines.push(`  description ${description.jsonPath}; DirAuthority lines in ${description.dirAuthorityFile}`);
@@ -268,6 +299,8 @@ export async function runTestnet(argv: readonly string[]): Promise<number> {
         timeoutMs: options.timeoutMs,
         keyCacheDir: options.freshKeys ? null : undefined,
         logLevel: options.logLevel,
+        latencyMs: options.latencyMs,
+        rateBytesPerSec: options.rateBytesPerSec,
         signal: interrupt.signal,
         log,
       });

@@ -5,7 +5,8 @@
  * settled, and read back by tests, benchmarks and commands run under
  * `orport testnet` (path in ORPORT_TESTNET_JSON). `parseTestnetDescription()`
  * checks the shape so a reader fails with a clear message instead of using an
- * undefined port. Only types and pure functions here.
+ * undefined port. Descriptions written before delayed links existed read as
+ * latency 0, no rate, and `realOrPort` = `orPort`. Only types and pure functions here.
  */
 import { BadArgumentError } from '../errors.js';
 import type { NodeRole, RelayRole } from './ports.js';
@@ -26,7 +27,10 @@ interface NodeCommon {
 
 export interface RelayNodeDescription extends NodeCommon {
   readonly role: RelayRole;
+  /** The ORPort in the relay's descriptor and the consensus: what clients and relays connect to (with latency: the delay forwarder). */
   readonly orPort: number;
+  /** Where tor itself listens (`ORPort … NoAdvertise`); equal to orPort without delayed links. */
+  readonly realOrPort: number;
   readonly dirPort: number;
   /** RSA identity fingerprint, 40 upper-case hex digits. */
   readonly fingerprint: string;
@@ -40,6 +44,7 @@ export interface RelayNodeDescription extends NodeCommon {
 export interface ClientNodeDescription extends NodeCommon {
   readonly role: 'client';
   readonly orPort: null;
+  readonly realOrPort: null;
   readonly dirPort: null;
   readonly fingerprint: null;
   readonly ed25519: null;
@@ -75,6 +80,13 @@ export interface TestnetDescription {
   /** The process that owns the network (it serves the HTTP file and stops the nodes). */
   readonly ownerPid: number;
   readonly basePort: number;
+  /**
+   * One-way delay on every TCP link to a relay's ORPort (client to relay and relay to
+   * relay), by the launcher's forwarders; 0: no forwarders. DirPorts are not delayed.
+   */
+  readonly latencyMs: number;
+  /** The forwarders' rate limit per direction per connection, bytes/s; null: none. */
+  readonly rateBytesPerSec: number | null;
   readonly nodes: readonly NodeDescription[];
   readonly http: {
     readonly url: string;
@@ -124,6 +136,7 @@ export function parseTestnetDescription(json: string, source = 'testnet descript
     }
     if (node.role !== 'authority' && node.role !== 'relay' && node.role !== 'exit') return bad(`${at}.role`, `is ${JSON.stringify(node.role)}`);
     if (!isPort(node.orPort)) bad(`${at}.orPort`, 'is not a port');
+    if (node.realOrPort !== undefined && !isPort(node.realOrPort)) bad(`${at}.realOrPort`, 'is not a port');
     if (!isPort(node.dirPort)) bad(`${at}.dirPort`, 'is not a port');
     if (typeof node.fingerprint !== 'string' || !HEX40.test(node.fingerprint)) bad(`${at}.fingerprint`, 'is not 40 upper-case hex digits');
     if (typeof node.ed25519 !== 'string' || !ED25519_B64.test(node.ed25519)) bad(`${at}.ed25519`, 'is not 43 characters of base64');
@@ -135,7 +148,12 @@ export function parseTestnetDescription(json: string, source = 'testnet descript
   const http = value.http;
   if (!isRecord(http) || typeof http.url !== 'string' || typeof http.fileSha256 !== 'string' || !Number.isInteger(http.fileBytes)) bad('http', 'lacks url, fileSha256 or fileBytes');
   if (!isRecord(value.timings)) bad('timings', 'is not an object');
-  return value as unknown as TestnetDescription;
+  if (value.latencyMs !== undefined && !(typeof value.latencyMs === 'number' && value.latencyMs >= 0)) bad('latencyMs', 'is not a number ≥ 0');
+  if (value.rateBytesPerSec !== undefined && value.rateBytesPerSec !== null && !(typeof value.rateBytesPerSec === 'number' && value.rateBytesPerSec > 0)) {
+    bad('rateBytesPerSec', 'is neither null nor a positive number');
+  }
+  const nodes = (value.nodes as Record<string, unknown>[]).map((node) => ({ ...node, realOrPort: node.realOrPort ?? (node.role === 'client' ? null : node.orPort) }));
+  return { ...value, latencyMs: value.latencyMs ?? 0, rateBytesPerSec: value.rateBytesPerSec ?? null, nodes } as unknown as TestnetDescription;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

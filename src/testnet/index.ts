@@ -18,6 +18,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   DIR_MARKER,
   DIR_PREFIX,
+  type LinkStats,
   type StartedNode,
   type StopReport,
   type TestnetOptions,
@@ -52,3 +53,4 @@ export type { ExitPolicyKind, LogLevel } from './torrc.js';
 export { EXIT_REJECTED_PORT } from './torrc.js';
 export { IsolationError, NodeDiedError, PortInUseError, ToolFailedError } from './errors.js';
 export { torProcessesUnder } from './procscan.js';
+export { DelayForwarder, DelayLine, DEFAULT_MAX_BUFFERED_BYTES, type DelayForwarderOptions, type DelayForwarderStats, type DelayLineOptions } from './delay.js';

@@ -5,7 +5,9 @@
  * same ports (and the key cache, keyed by ports, keeps working):
  *   node i (authorities, then relays, then exits): ORPort base+i,
  *   DirPort base+100+i, ControlPort base+200+i; the client's ControlPort
- *   base+299, its SocksPort base+300; the HTTP file server base+301.
+ *   base+299, its SocksPort base+300; the HTTP file server base+301. With delayed
+ *   links (the launcher's delay forwarders, delay.ts) the ORPort base+i is the
+ *   forwarder's, advertised in the descriptor, and tor itself listens on base+400+i.
  * With an explicit base port a taken port is an error that names it; by
  * default the first block (from 15000, every 500) whose ports are all free is
  * used. A free-port check cannot rule out a race with another process, so the
@@ -25,7 +27,10 @@ const AUTO_BASE_STEP = 500;
 const AUTO_BASE_LAST = 60000;
 
 export interface RelayPorts {
+  /** The ORPort in the descriptor and the consensus (with delayed links: the forwarder's). */
   readonly orPort: number;
+  /** With delayed links only: where tor itself listens for ORPort connections (base+400+i). */
+  readonly realOrPort?: number;
   readonly dirPort: number;
   readonly controlPort: number;
 }
@@ -44,17 +49,31 @@ export interface PortUse {
   readonly purpose: string;
 }
 
-/** Lays out ports for `nicks` (relay nodes in order) and an optional client from `basePort`. */
-export function planPorts(basePort: number, relayCount: number, withClient: boolean): PortPlan {
-  if (!Number.isInteger(basePort) || basePort < 1024 || basePort + 301 > 65535) {
-    throw new BadArgumentError(`basePort must be an integer from 1024 to ${65535 - 301}, got ${basePort}`);
+/** Where tor listens for ORPort connections: `realOrPort` with delayed links, else the ORPort. */
+export function listenOrPort(ports: RelayPorts): number {
+  return ports.realOrPort ?? ports.orPort;
+}
+
+/** Offset of tor's own ORPort listener from the advertised one when links are delayed. */
+export const REAL_OR_PORT_OFFSET = 400;
+
+/**
+ * Lays out ports for `relayCount` relay nodes and an optional client from `basePort`;
+ * `delayedLinks` moves tor's ORPort listeners to base+400+i (the forwarders take base+i).
+ */
+export function planPorts(basePort: number, relayCount: number, withClient: boolean, delayedLinks = false): PortPlan {
+  const top = delayedLinks ? REAL_OR_PORT_OFFSET + MAX_RELAY_NODES - 1 : 301;
+  if (!Number.isInteger(basePort) || basePort < 1024 || basePort + top > 65535) {
+    throw new BadArgumentError(`basePort must be an integer from 1024 to ${65535 - top}, got ${basePort}`);
   }
   if (!Number.isInteger(relayCount) || relayCount < 1 || relayCount > MAX_RELAY_NODES) {
     throw new BadArgumentError(`the network must have 1 to ${MAX_RELAY_NODES} relays including authorities, got ${relayCount}`);
   }
   const relays: RelayPorts[] = [];
   for (let i = 0; i < relayCount; i++) {
-    relays.push({ orPort: basePort + i, dirPort: basePort + 100 + i, controlPort: basePort + 200 + i });
+    const orPort = basePort + i;
+    const common = { orPort, dirPort: basePort + 100 + i, controlPort: basePort + 200 + i };
+    relays.push(delayedLinks ? { ...common, realOrPort: basePort + REAL_OR_PORT_OFFSET + i } : common);
   }
   return {
     basePort,
@@ -69,7 +88,11 @@ export function portUses(plan: PortPlan, nicks: readonly string[]): PortUse[] {
   const uses: PortUse[] = [];
   plan.relays.forEach((ports, i) => {
     const nick = nicks[i] ?? `node${i}`;
-    uses.push({ port: ports.orPort, purpose: `ORPort of ${nick}` });
+    if (ports.realOrPort === undefined) uses.push({ port: ports.orPort, purpose: `ORPort of ${nick}` });
+    else {
+      uses.push({ port: ports.orPort, purpose: `advertised ORPort of ${nick} (its delay forwarder)` });
+      uses.push({ port: ports.realOrPort, purpose: `ORPort of ${nick} (tor's own, behind the forwarder)` });
+    }
     uses.push({ port: ports.dirPort, purpose: `DirPort of ${nick}` });
     uses.push({ port: ports.controlPort, purpose: `ControlPort of ${nick}` });
   });
@@ -105,15 +128,15 @@ export async function firstTakenPort(uses: readonly PortUse[]): Promise<PortUse 
  * Picks the port plan: at `basePort` when given (throwing PortInUseError if a
  * port is taken), else the first block from DEFAULT_BASE_PORT that is free.
  */
-export async function choosePortPlan(basePort: number | undefined, nicks: readonly string[], withClient: boolean): Promise<PortPlan> {
+export async function choosePortPlan(basePort: number | undefined, nicks: readonly string[], withClient: boolean, delayedLinks = false): Promise<PortPlan> {
   if (basePort !== undefined) {
-    const plan = planPorts(basePort, nicks.length, withClient);
+    const plan = planPorts(basePort, nicks.length, withClient, delayedLinks);
     const taken = await firstTakenPort(portUses(plan, nicks));
     if (taken) throw new PortInUseError(taken.port, taken.purpose);
     return plan;
   }
   for (let base = DEFAULT_BASE_PORT; base <= AUTO_BASE_LAST; base += AUTO_BASE_STEP) {
-    const plan = planPorts(base, nicks.length, withClient);
+    const plan = planPorts(base, nicks.length, withClient, delayedLinks);
     if (!(await firstTakenPort(portUses(plan, nicks)))) return plan;
   }
   throw new PortInUseError(DEFAULT_BASE_PORT, 'every candidate port block', `no block of free ports between ${DEFAULT_BASE_PORT} and ${AUTO_BASE_LAST}`);

@@ -6,7 +6,10 @@
  * picks ports, makes a temporary directory, prepares keys (3 authorities
  * with tor-gencert, every relay's identity), writes the network file
  * (network.torrc, for `Network.fromFile`), writes and verifies every torrc,
- * starts a local HTTP server with a random file, starts the authorities,
+ * starts a local HTTP server with a random file, with `latencyMs` / `rateBytesPerSec`
+ * starts a delay forwarder (delay.ts) on each relay's advertised ORPort in front of
+ * tor's real one (so client-to-relay and relay-to-relay links are delayed alike;
+ * DirPorts are not), starts the authorities,
  * relays and exits, moves the authorities' first vote to just after every
  * authority holds every descriptor (alignFirstVote), waits until every relay serves the
  * consensus and all descriptors (SIGHUPing relays to reset their download
@@ -14,7 +17,7 @@
  * description. Every wait is bounded by `timeoutMs` and honours `signal`.
  *
  * On any failure during boot — a node dying, a port taken, the timeout, an
- * abort — it stops everything it started (by pid: SIGTERM, then SIGKILL),
+ * abort — it stops everything it started (by pid: SIGTERM, then SIGKILL; the forwarders),
  * removes the directory (unless keep/keepOnFailure), and rejects with an error
  * naming the node that died or lagged and its log. `Testnet.stop()` does the
  * same teardown after a successful boot, scans the logs for non-loopback
@@ -33,11 +36,12 @@ import { DESCRIPTION_FORMAT } from './description.js';
 import { checkRelayServes, consensusRouters, httpGetText, missingRelays, serverDescriptorNicks, type ExpectedRelay } from './dirport.js';
 import { controlSetConf } from './control.js';
 import { NodeDiedError, PortInUseError, ToolFailedError } from './errors.js';
+import { DelayForwarder, type DelayForwarderStats } from './delay.js';
 import { createRandomFile, startFileServer, type FileServer, type RandomFile } from './httpfile.js';
 import { assertIsolated, findExecutable } from './isolation.js';
 import { DEFAULT_KEY_CACHE_DIR, prepareNodeKeys, type NodeKeys } from './keys.js';
 import { scanLogsForNonLoopback, type AddressFinding } from './logscan.js';
-import { choosePortPlan, DEFAULT_BASE_PORT, findBindFailure, planPorts, type NodeRole, type PortPlan, type RelayRole } from './ports.js';
+import { choosePortPlan, DEFAULT_BASE_PORT, findBindFailure, listenOrPort, planPorts, type NodeRole, type PortPlan, type RelayRole } from './ports.js';
 import { ManagedProcess, runTool, type ExitInfo } from './process.js';
 import { buildTorrc, dirAuthorityLine, networkTorrc, torrcSafetyProblems, withVotingStartOffset, type ExitPolicyKind, type LogLevel, type TorrcNetwork } from './torrc.js';
 import { abortReason, sleep } from './wait.js';
@@ -110,6 +114,23 @@ export interface TestnetOptions {
   readonly stopGraceMs?: number;
   /** Check ports before starting (default true); false lets tor find a taken port itself. */
   readonly checkPorts?: boolean;
+  /**
+   * One-way delay, ms, on every TCP link to a relay's ORPort — client to relay and relay
+   * to relay — by a forwarder in this process that each relay advertises (tor listens
+   * behind it; see ports.ts). A round trip costs 2 × latencyMs. Default 0: no forwarders.
+   */
+  readonly latencyMs?: number;
+  /** The forwarders' rate limit per direction per connection, bytes/s (default none; also turns the forwarders on). */
+  readonly rateBytesPerSec?: number;
+  /** The forwarders' buffer bound per direction per connection (default 4 MiB; see delay.ts). */
+  readonly linkBufferBytes?: number;
+}
+
+/** What one relay's delay forwarder has carried (Testnet.linkStats). */
+export interface LinkStats extends DelayForwarderStats {
+  readonly nick: string;
+  readonly port: number;
+  readonly realOrPort: number;
 }
 
 export interface StopReport {
@@ -154,6 +175,11 @@ interface Resolved {
   readonly extraTorrcLines: readonly string[];
   readonly stopGraceMs: number;
   readonly checkPorts: boolean;
+  readonly latencyMs: number;
+  readonly rateBytesPerSec: number | null;
+  readonly linkBufferBytes: number | undefined;
+  /** latencyMs > 0 or a rate: forwarders in front of every ORPort. */
+  readonly delayedLinks: boolean;
 }
 
 const INITIAL_VOTING_INTERVAL_SEC = 5;
@@ -174,6 +200,10 @@ function resolveOptions(options: TestnetOptions): Resolved {
   const relays = int('relays', options.relays, DEFAULT_RELAYS, 0, 90);
   const exits = int('exits', options.exits, DEFAULT_EXITS, 0, 90);
   if (AUTHORITY_COUNT + relays + exits > 99) throw new BadArgumentError(`at most ${99 - AUTHORITY_COUNT} relays and exits together, got ${relays + exits}`);
+  const latencyMs = options.latencyMs ?? 0;
+  if (!(Number.isFinite(latencyMs) && latencyMs >= 0 && latencyMs <= 10_000)) throw new BadArgumentError(`latencyMs must be from 0 to 10000, got ${String(options.latencyMs)}`);
+  const rate = options.rateBytesPerSec;
+  if (rate !== undefined && !(Number.isInteger(rate) && rate >= 1024)) throw new BadArgumentError(`rateBytesPerSec must be an integer of at least 1024, got ${String(rate)}`);
   const voteLeadSec = options.voteLeadSec ?? 6;
   if (!(voteLeadSec >= 0 && voteLeadSec <= 60)) throw new BadArgumentError(`voteLeadSec must be from 0 to 60, got ${voteLeadSec}`);
   return {
@@ -196,6 +226,10 @@ function resolveOptions(options: TestnetOptions): Resolved {
     extraTorrcLines: options.extraTorrcLines ?? [],
     stopGraceMs: int('stopGraceMs', options.stopGraceMs, 5000, 0, 600_000),
     checkPorts: options.checkPorts ?? true,
+    latencyMs,
+    rateBytesPerSec: rate ?? null,
+    linkBufferBytes: options.linkBufferBytes,
+    delayedLinks: latencyMs > 0 || rate !== undefined,
   };
 }
 
@@ -369,6 +403,8 @@ class Network {
   readonly startedAt = performance.now();
   readonly boot = new AbortController();
   readonly processes = new Map<string, ManagedProcess>();
+  /** Delay forwarders by relay nick (delayed links only). */
+  readonly forwarders = new Map<string, DelayForwarder>();
   readonly log: (message: string) => void;
   dir: string | undefined;
   fileServer: FileServer | undefined;
@@ -454,6 +490,7 @@ class Network {
     const killed = results.filter((r) => r.killed).map((r) => r.name);
     if (killed.length > 0) this.log(`needed SIGKILL: ${killed.join(', ')}`);
     await this.fileServer?.close();
+    await Promise.all([...this.forwarders.values()].map((f) => f.close()));
     let nonLoopbackAddresses: AddressFinding[] = [];
     let dirRemoved = false;
     if (this.dir !== undefined) {
@@ -517,6 +554,11 @@ export class Testnet {
     return found;
   }
 
+  /** Per relay, what its delay forwarder carried (empty without delayed links). */
+  linkStats(): LinkStats[] {
+    return [...this.network.forwarders].map(([nick, f]) => ({ nick, port: f.port, realOrPort: f.targetPort, ...f.stats() }));
+  }
+
   /** Nicknames of nodes whose tor has exited although stop() was not called. */
   get exitedNodes(): string[] {
     return [...this.network.processes.values()].filter((p) => !p.running).map((p) => p.name);
@@ -575,8 +617,8 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
 
   network.progress = 'choosing ports';
   const ports: PortPlan = opts.checkPorts
-    ? await choosePortPlan(opts.basePort, relayNicks, opts.client)
-    : planPorts(opts.basePort ?? DEFAULT_BASE_PORT, relayNicks.length, opts.client);
+    ? await choosePortPlan(opts.basePort, relayNicks, opts.client, opts.delayedLinks)
+    : planPorts(opts.basePort ?? DEFAULT_BASE_PORT, relayNicks.length, opts.client, opts.delayedLinks);
   if (signal.aborted) throw abortReason(signal, network.progress);
 
   // ---- directory
@@ -685,6 +727,25 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
   // ---- HTTP server
   network.progress = 'starting the HTTP file server';
   network.fileServer = await startFileServer(file, ports.httpPort);
+
+  // ---- delay forwarders: each relay's advertised ORPort → tor's real one
+  if (opts.delayedLinks) {
+    network.progress = 'starting the delay forwarders';
+    for (const n of relayPlans) {
+      const p = portsOf(n);
+      const forwarder = await DelayForwarder.start({
+        listenPort: p.orPort,
+        targetPort: listenOrPort(p),
+        delayMs: opts.latencyMs,
+        rateBytesPerSec: opts.rateBytesPerSec ?? undefined,
+        maxBufferedBytes: opts.linkBufferBytes,
+        name: n.nick,
+      });
+      network.forwarders.set(n.nick, forwarder);
+    }
+    const rateText = opts.rateBytesPerSec === null ? 'no rate limit' : `${opts.rateBytesPerSec} bytes/s per direction per connection`;
+    network.log(`delayed links: ${network.forwarders.size} forwarders, ${opts.latencyMs} ms one way, ${rateText}`);
+  }
 
   // ---- launch authorities, relays, exits with the first vote aligned
   const launchEpoch = Date.now() / 1000;
@@ -831,12 +892,12 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
     const common = { nick: n.nick, pid: proc.pid, dataDir: n.dataDir, torrcPath: n.torrcPath, logPath: n.logPath, detailLogPath: n.detailLogPath };
     if (n.role === 'client') {
       if (!ports.client) throw new InternalError('client without ports');
-      return { ...common, role: 'client', controlPort: ports.client.controlPort, socksPort: ports.client.socksPort, orPort: null, dirPort: null, fingerprint: null, ed25519: null, v3ident: null };
+      return { ...common, role: 'client', controlPort: ports.client.controlPort, socksPort: ports.client.socksPort, orPort: null, realOrPort: null, dirPort: null, fingerprint: null, ed25519: null, v3ident: null };
     }
     const k = keys.get(n.nick);
     if (!k) throw new InternalError(`${n.nick} has no keys`);
     const p = portsOf(n);
-    const relay: RelayNodeDescription = { ...common, role: n.role, controlPort: p.controlPort, orPort: p.orPort, dirPort: p.dirPort, fingerprint: k.fingerprint, ed25519: k.ed25519, v3ident: k.v3ident ?? null, socksPort: null };
+    const relay: RelayNodeDescription = { ...common, role: n.role, controlPort: p.controlPort, orPort: p.orPort, realOrPort: listenOrPort(p), dirPort: p.dirPort, fingerprint: k.fingerprint, ed25519: k.ed25519, v3ident: k.v3ident ?? null, socksPort: null };
     return relay;
   });
   const jsonPath = join(dir, 'network.json');
@@ -849,6 +910,8 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
     netns,
     ownerPid: process.pid,
     basePort: ports.basePort,
+    latencyMs: opts.latencyMs,
+    rateBytesPerSec: opts.rateBytesPerSec,
     nodes: describedNodes,
     http: { url: `http://127.0.0.1:${ports.httpPort}/file`, port: ports.httpPort, fileBytes: file.bytes, fileSha256: file.sha256 },
     dirAuthorityLines,

@@ -3,7 +3,9 @@
  *
  * `buildTorrc()` is a pure function of the node and the network: every torrc
  * gets `TestingTorNetwork 1`, the network's own `DirAuthority` lines,
- * `UseDefaultFallbackDirs 0`, and listeners on 127.0.0.1 only; authorities get
+ * `UseDefaultFallbackDirs 0`, and listeners on 127.0.0.1 only (with delayed
+ * links a relay advertises the forwarder's ORPort, `NoListen`, and listens on its
+ * real one, `NoAdvertise`); authorities get
  * the fast voting schedule (5 s initial rounds, aligned by
  * `TestingV3AuthVotingStartOffset`), exits a policy accepting 127.0.0.0/8.
  * `networkTorrc()` is the network's own file (authorities only) for clients.
@@ -116,7 +118,9 @@ export function buildTorrc(node: TorrcNode, net: TorrcNetwork): string {
     if (!p) throw new InternalError(`relay node ${node.nick} has no ports`);
     lines.push(
       '# ---- relay ----',
-      `ORPort 127.0.0.1:${p.orPort}`,
+      ...(p.realOrPort === undefined
+        ? [`ORPort 127.0.0.1:${p.orPort}`]
+        : [`ORPort 127.0.0.1:${p.orPort} NoListen`, `ORPort 127.0.0.1:${p.realOrPort} NoAdvertise`]),
       `DirPort 127.0.0.1:${p.dirPort}`,
       `ControlPort 127.0.0.1:${p.controlPort}`,
       'SocksPort 0',

@@ -7,14 +7,20 @@
  * (a target that does not read: the forwarder holds at most its bound and the sender
  * is stopped, then everything arrives), the rate limit within 20 %, half-close delayed
  * like data, a target that refuses, a taken port, and close() with bytes in flight
- * leaving no handle or descriptor behind.
+ * leaving no handle or descriptor behind. And the launcher's side of delayed links: the
+ * port plan, the torrc's two ORPort lines, the description's fields, `orport testnet
+ * --latency / --rate`.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
+import { parseTestnetArgs, summarize, testnetEnvironment } from '../../src/cli/testnet.js';
 import { BadArgumentError } from '../../src/errors.js';
+import { DESCRIPTION_FORMAT, parseTestnetDescription } from '../../src/testnet/description.js';
+import { listenOrPort, planPorts, portUses } from '../../src/testnet/ports.js';
+import { buildTorrc, torrcSafetyProblems, type TorrcNetwork } from '../../src/testnet/torrc.js';
 import { PortInUseError } from '../../src/testnet/errors.js';
 import { DelayForwarder, DelayLine } from '../../src/testnet/delay.js';
 import { noLeaks } from '../support/leaks.js';
@@ -346,5 +352,67 @@ describe('DelayForwarder', () => {
       await forwarder.close(); // idempotent
       await closeServer(echo.server);
     });
+  });
+});
+
+describe('delayed links in the launcher', () => {
+  it('ports: tor listens at base+400+i behind the advertised ORPort; every port is unique', () => {
+    const plan = planPorts(20000, 9, true, true);
+    assert.deepEqual(plan.relays[0], { orPort: 20000, realOrPort: 20400, dirPort: 20100, controlPort: 20200 });
+    assert.equal(listenOrPort(plan.relays[8]!), 20408);
+    assert.equal(listenOrPort(planPorts(20000, 9, true).relays[8]!), 20008);
+    const uses = portUses(plan, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
+    assert.equal(new Set(uses.map((u) => u.port)).size, uses.length);
+    assert.ok(uses.some((u) => u.port === 20400 && /behind the forwarder/.test(u.purpose)));
+    assert.throws(() => planPorts(65100, 9, false, true), BadArgumentError);
+  });
+
+  it('torrc: the advertised ORPort NoListen, the real one NoAdvertise, and still safe', () => {
+    const net: TorrcNetwork = {
+      dirAuthorityLines: ['DirAuthority auth0 orport=20000 no-v2 v3ident=' + 'A'.repeat(40) + ' 127.0.0.1:20100 ' + 'B'.repeat(40)],
+      resolvConfPath: '/r', emptyGeoipPath: '/g', ownerPid: 1, logLevel: 'notice', votingStartOffsetSec: 0, initialVotingIntervalSec: 5, votingIntervalSec: 10, exitPolicy: 'wide',
+    };
+    const torrc = buildTorrc({ nick: 'relay0', role: 'relay', dataDir: '/d', relayPorts: planPorts(20000, 4, false, true).relays[3] }, net);
+    const orPorts = torrc.split('\n').filter((l) => l.startsWith('ORPort'));
+    assert.deepEqual(orPorts, ['ORPort 127.0.0.1:20003 NoListen', 'ORPort 127.0.0.1:20403 NoAdvertise']);
+    assert.deepEqual(torrcSafetyProblems(torrc), []);
+    const plain = buildTorrc({ nick: 'relay0', role: 'relay', dataDir: '/d', relayPorts: planPorts(20000, 4, false).relays[3] }, net);
+    assert.deepEqual(plain.split('\n').filter((l) => l.startsWith('ORPort')), ['ORPort 127.0.0.1:20003']);
+  });
+
+  it('description: latency, rate and both ports are read; an older description reads as no delay', () => {
+    const relay = { nick: 'relay0', role: 'relay', pid: 1, dataDir: '/d', torrcPath: '/d/t', logPath: '/d/n', detailLogPath: null, controlPort: 20200, orPort: 20000, dirPort: 20100, fingerprint: 'C'.repeat(40), ed25519: 'A'.repeat(43), v3ident: null, socksPort: null };
+    const base = {
+      format: DESCRIPTION_FORMAT, dir: '/t', jsonPath: '/t/network.json', createdAt: 'x', torVersion: '0.4.9', netns: 'net:[1]', ownerPid: 1, basePort: 20000,
+      nodes: [relay], http: { url: 'http://127.0.0.1:1/file', port: 1, fileBytes: 1, fileSha256: 'c'.repeat(64) },
+      dirAuthorityLines: [], dirAuthorityFile: '/t/d', networkFile: '/t/n', socksPort: null, timings: {},
+    };
+    const old = parseTestnetDescription(JSON.stringify(base));
+    assert.equal(old.latencyMs, 0);
+    assert.equal(old.rateBytesPerSec, null);
+    assert.equal(old.nodes[0]?.realOrPort, 20000);
+    const delayed = parseTestnetDescription(JSON.stringify({ ...base, latencyMs: 50, rateBytesPerSec: 1_000_000, nodes: [{ ...relay, realOrPort: 20400 }] }));
+    assert.equal(delayed.latencyMs, 50);
+    assert.equal(delayed.rateBytesPerSec, 1_000_000);
+    assert.equal(delayed.nodes[0]?.realOrPort, 20400);
+    assert.throws(() => parseTestnetDescription(JSON.stringify({ ...base, latencyMs: -1 })), /latencyMs/);
+    assert.throws(() => parseTestnetDescription(JSON.stringify({ ...base, nodes: [{ ...relay, realOrPort: 0 }] })), /realOrPort/);
+    const summary = summarize({ ...delayed, timings: { prepareMs: 1, firstConsensusMs: 1, fullConsensusMs: 1, settledMs: 1, clientBootstrappedMs: null, totalMs: 1, keysFromCache: true } });
+    assert.match(summary, /50 ms one way \(100 ms round trip\), rate 1000000 bytes\/s/);
+    assert.match(summary, /relay0 +relay +20000 +20400 +20100/);
+    assert.equal(testnetEnvironment(delayed).ORPORT_TESTNET_LATENCY_MS, '50');
+    assert.equal(testnetEnvironment(delayed).ORPORT_TESTNET_RATE, '1000000');
+    assert.equal(testnetEnvironment(old).ORPORT_TESTNET_LATENCY_MS, undefined);
+  });
+
+  it('orport testnet --latency MS --rate BYTES', () => {
+    const o = parseTestnetArgs(['--latency', '50', '--rate', '2M']);
+    assert.equal(o.latencyMs, 50);
+    assert.equal(o.rateBytesPerSec, 2 * MiB);
+    assert.equal(parseTestnetArgs([]).latencyMs, 0);
+    assert.equal(parseTestnetArgs([]).rateBytesPerSec, undefined);
+    assert.throws(() => parseTestnetArgs(['--latency', '-5']), /--latency must be an integer/);
+    assert.throws(() => parseTestnetArgs(['--rate', 'fast']), /--rate: cannot read/);
+    assert.throws(() => parseTestnetArgs(['--rate', '10']), /at least 1024/);
   });
 });
