@@ -3,7 +3,9 @@
  * ORPORT_TESTNET_JSON (inside `orport testnet -- …` or `npm test`), or one it boots
  * itself (ensureIsolated(): as root it re-executes under `unshare --net`, so every tor
  * runs in a namespace with only loopback; then startTestnet()) and stops at the end.
- * SIGINT / SIGTERM abort the run's signal; an interrupted run exits 130.
+ * SIGINT / SIGTERM abort the run's signal; an interrupted run exits 130. `latencyMs` /
+ * `rateBytesPerSec` boot it with delayed links (a network from ORPORT_TESTNET_JSON keeps
+ * its own; a mismatch is said).
  *
  * Layer: bench support (uses src/testnet). Measures nothing itself.
  */
@@ -21,6 +23,10 @@ export interface TestnetRunOptions {
   readonly client?: boolean;
   /** The size of the network's HTTP test file (default 1 KiB). */
   readonly httpFileBytes?: number;
+  /** One-way delay on every link to an ORPort, ms (startTestnet's latencyMs; default 0). */
+  readonly latencyMs?: number;
+  /** Rate limit per direction per link, bytes/s (default none). */
+  readonly rateBytesPerSec?: number;
 }
 
 /** Runs `bench` on a private network and resolves to its exit status (130 when interrupted). */
@@ -46,9 +52,23 @@ export async function runOnTestnet(options: TestnetRunOptions, bench: (descripti
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, onSignal);
   let testnet: Testnet | undefined;
   try {
-    if (jsonPath) return await run(parseTestnetDescription(readFileSync(jsonPath, 'utf8'), jsonPath));
-    say('booting a private Tor network on 127.0.0.1…');
-    testnet = await startTestnet({ signal: interrupt.signal, httpFileBytes: options.httpFileBytes ?? 1024, client: options.client, log: options.verbose ? (m) => process.stderr.write(`  ${m}\n`) : undefined });
+    if (jsonPath) {
+      const given = parseTestnetDescription(readFileSync(jsonPath, 'utf8'), jsonPath);
+      if ((options.latencyMs ?? 0) !== given.latencyMs || (options.rateBytesPerSec ?? null) !== given.rateBytesPerSec) {
+        say(`note: the network in ${jsonPath} has latency ${given.latencyMs} ms, rate ${given.rateBytesPerSec ?? 'unlimited'}; the options asked for ${options.latencyMs ?? 0} ms, ${options.rateBytesPerSec ?? 'unlimited'}`);
+      }
+      return await run(given);
+    }
+    const links = options.latencyMs || options.rateBytesPerSec ? ` (links: ${options.latencyMs ?? 0} ms one way, rate ${options.rateBytesPerSec ?? 'unlimited'})` : '';
+    say(`booting a private Tor network on 127.0.0.1${links}…`);
+    testnet = await startTestnet({
+      signal: interrupt.signal,
+      httpFileBytes: options.httpFileBytes ?? 1024,
+      client: options.client,
+      latencyMs: options.latencyMs,
+      rateBytesPerSec: options.rateBytesPerSec,
+      log: options.verbose ? (m) => process.stderr.write(`  ${m}\n`) : undefined,
+    });
     const description = testnet.describe();
     say(`network up in ${(description.timings.totalMs / 1000).toFixed(1)} s`);
     return await run(description);

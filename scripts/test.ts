@@ -15,6 +15,9 @@
  *    them under ORPORT_TEST_TMPDIR (a directory of this run, checked and
  *    removed at the end).
  *
+ * ORPORT_TESTNET_LATENCY_MS / ORPORT_TESTNET_RATE (bytes/s), when set, boot the
+ * shared network with delayed links (startTestnet's latencyMs / rateBytesPerSec).
+ *
  * Options: --unit / --integration run one part only; --keep keeps the
  * network's directory (keys, torrcs, logs); --fuzz runs the unit tests with
  * ORPORT_FUZZ_RUNS=20000 (unless set) and prints the fuzz tests' total case count;
@@ -139,6 +142,20 @@ async function main(): Promise<number> {
   return received ? 130 : failed ? 1 : 0;
 }
 
+/** The shared network's link options from ORPORT_TESTNET_LATENCY_MS / ORPORT_TESTNET_RATE; a string says what is wrong. */
+function linkOptionsFromEnv(): { latencyMs?: number; rateBytesPerSec?: number } | string {
+  const read = (name: string): number | undefined | string => {
+    const raw = process.env[name];
+    if (raw === undefined || raw === '') return undefined;
+    return /^\d+$/.test(raw) ? Number(raw) : `${name} must be a whole number, got ${JSON.stringify(raw)}`;
+  };
+  const latencyMs = read('ORPORT_TESTNET_LATENCY_MS');
+  const rateBytesPerSec = read('ORPORT_TESTNET_RATE');
+  if (typeof latencyMs === 'string') return latencyMs;
+  if (typeof rateBytesPerSec === 'string') return rateBytesPerSec;
+  return { ...(latencyMs === undefined ? {} : { latencyMs }), ...(rateBytesPerSec === undefined ? {} : { rateBytesPerSec }) };
+}
+
 /** Boots the shared network, runs the integration files, stops it and checks for leaks. Returns true on failure. */
 async function runIntegration(files: readonly string[], keep: boolean, stop: AbortSignal): Promise<boolean> {
   say(`integration tests: ${files.map((f) => relative(root, f)).join(', ')}`);
@@ -146,8 +163,16 @@ async function runIntegration(files: readonly string[], keep: boolean, stop: Abo
   let failed = false;
   let testnet: Testnet | undefined;
   try {
+    const links = linkOptionsFromEnv();
+    if (typeof links === 'string') {
+      say(links);
+      return true;
+    }
+    if (links.latencyMs !== undefined || links.rateBytesPerSec !== undefined) {
+      say(`delayed links: ${links.latencyMs ?? 0} ms one way, rate ${links.rateBytesPerSec ?? 'unlimited'} (ORPORT_TESTNET_LATENCY_MS / ORPORT_TESTNET_RATE)`);
+    }
     try {
-      testnet = await startTestnet({ client: true, keep, keepOnFailure: true, signal: stop, log: (m) => say(m) });
+      testnet = await startTestnet({ client: true, keep, keepOnFailure: true, signal: stop, log: (m) => say(m), ...links });
     } catch (err) {
       say(`the test network did not boot: ${err instanceof Error ? err.message : String(err)}`);
       return true;
