@@ -9,7 +9,7 @@
  * Layer: codec core. No I/O, no clock. Parsing checks form only: whether the signatures
  * verify and the document is live is dir/verify's job. Unknown keywords are ignored.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { DecodeError } from '../errors.js';
 import { argsOf, docError, parseBase64, parseIntArg, parseTime, plainKeywordEnd, scanItems, tokenize, type Item, type ItemSpan } from './netdoc.js';
 
@@ -768,5 +768,7 @@ export function parseConsensusDocument(text: string, options: ParseConsensusOpti
 
 /** The digest a signature of `algorithm` covers: the signed range of `text` (dir-spec §3.4.1). */
 export function signedDigest(text: string, consensus: Consensus, algorithm: 'sha1' | 'sha256' | 'sha3-256'): Uint8Array {
-  return new Uint8Array(createHash(algorithm).update(Buffer.from(text.slice(0, consensus.signedEnd), 'latin1')).digest());
+  const signed = Buffer.from(text.slice(0, consensus.signedEnd), 'latin1');
+  // One-shot hashing where Node has it (a little faster over the 2-3 MB of a full consensus).
+  return new Uint8Array(typeof hash === 'function' ? (hash(algorithm, signed, 'buffer') as unknown as Buffer) : createHash(algorithm).update(signed).digest());
 }
