@@ -23,8 +23,9 @@
  *      certificates  parseAuthorityCerts + verifyAuthorityCerts (certification, cross-cert,
  *                    validity), and parseAuthorityCerts alone
  *      microdescs    verifyMicrodescs(consensus, text): parse, SHA-256 digest, match
- *    Before each timed step a full garbage collection runs, untimed (the flag is set at
- *    run time when node was started without --expose-gc), so a step pays for collecting
+ *    Before each timed step a full garbage collection runs, untimed, and 5 ms pass for its
+ *    background sweeping (the gc flag is set at run time when node was started without
+ *    --expose-gc), so a step pays for collecting
  *    what it allocates itself, not for the garbage of the steps and rounds before it (as
  *    Stem's process frees each round's documents by reference counting when the round
  *    ends, outside its timing).
@@ -412,27 +413,33 @@ const collectGarbage: () => void = (() => {
   return runInNewContext('gc') as () => void;
 })();
 
+/** Collects garbage, then lets the collector's background threads (sweeping) finish before the next step is timed. */
+async function settle(): Promise<void> {
+  collectGarbage();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 /**
  * One timed round: the consensus parsed alone; certificates parsed + verified; the
  * consensus verified with them; the microdescriptors against the verified consensus (the
  * parsed one when it does not verify: that failure is in the set's findings).
  */
-function orportRound(set: DocSet): OrportRound {
-  collectGarbage();
+async function orportRound(set: DocSet): Promise<OrportRound> {
+  await settle();
   let t = performance.now();
   let consensus = parseConsensusDocument(set.consensus, { testing: set.network.testing });
   const round: OrportRound = { parseMs: performance.now() - t };
   if (set.certs !== undefined) {
-    collectGarbage();
+    await settle();
     t = performance.now();
     parseAuthorityCerts(set.certs);
     round.certsParseMs = performance.now() - t;
-    collectGarbage();
+    await settle();
     t = performance.now();
     const certs = parseAuthorityCerts(set.certs);
     verifyAuthorityCerts(certs, set.now);
     round.certsMs = performance.now() - t;
-    collectGarbage();
+    await settle();
     t = performance.now();
     try {
       consensus = verifyConsensus(set.consensus, certs, set.network, { now: set.now }).consensus;
@@ -442,7 +449,7 @@ function orportRound(set: DocSet): OrportRound {
     }
   }
   if (set.microdescs !== undefined) {
-    collectGarbage();
+    await settle();
     t = performance.now();
     verifyMicrodescs(consensus, set.microdescs);
     round.microdescsMs = performance.now() - t;
@@ -543,8 +550,8 @@ async function parseBench(sets: readonly DocSet[], opts: Options, stem: StemDesc
   for (let round = -opts.warmup; round < opts.rounds; round++) {
     for (const r of results) {
       if (signal.aborted) throw signal.reason;
-      const runOrport = () => {
-        const o = orportRound(r.set);
+      const runOrport = async () => {
+        const o = await orportRound(r.set);
         if (round >= 0) r.orport.push(o);
       };
       const runStem = async () => {
@@ -557,9 +564,9 @@ async function parseBench(sets: readonly DocSet[], opts: Options, stem: StemDesc
       try {
         if (round & 1) {
           await runStem();
-          runOrport();
+          await runOrport();
         } else {
-          runOrport();
+          await runOrport();
           await runStem();
         }
       } catch (err) {
