@@ -49,8 +49,8 @@ function base64Key(text: string, from: number, to: number, line: number, keyword
 }
 
 /** SHA-256 of bytes[from, to), base64 unpadded (one-shot hashing where Node has it). */
-function sha256Base64(bytes: Buffer, from: number, to: number): string {
-  const part = bytes.subarray(from, to);
+function sha256Base64(bytes: Uint8Array, from: number, to: number): string {
+  const part = new Uint8Array(bytes.buffer, bytes.byteOffset + from, to - from);
   return (typeof hash === 'function' ? (hash('sha256', part, 'base64') as string) : createHash('sha256').update(part).digest('base64')).slice(0, 43);
 }
 
@@ -87,18 +87,23 @@ function readAll(text: string, fast: boolean): { microdescs: Microdesc[] } {
   const n = text.length;
   let pos = 0;
   let line = 1;
+  let known = false;
   while (pos < n) {
     // Annotations (tor's cache files) belong to no microdescriptor.
     if (text.charCodeAt(pos) === 0x40) {
       const nl = text.indexOf('\n', pos);
       pos = nl < 0 ? n : nl + 1;
       line++;
+      known = false;
       continue;
     }
-    if (!startsMicrodesc(text, pos)) {
+    // (After a microdescriptor the fast path read, the next one's start is already checked.)
+    if (!known && !startsMicrodesc(text, pos)) {
       throw docError(WHAT, line, pos, `expected onion-key, got ${JSON.stringify(text.slice(pos, Math.min(n, pos + 40)).split('\n')[0])}`);
     }
-    const md = (fast ? readMicrodescFast(text, bytes, pos, line) : undefined) ?? readMicrodescChecked(text, bytes, pos, line);
+    let md = fast ? readMicrodescFast(text, bytes, pos, line) : undefined;
+    known = md !== undefined;
+    md ??= readMicrodescChecked(text, bytes, pos, line);
     microdescs.push(md);
     pos = next.pos;
     line = next.line;
