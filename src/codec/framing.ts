@@ -168,6 +168,34 @@ export class CellDecoder {
     return undefined;
   }
 
+  /**
+   * After `next()` returned a fixed-size cell: copies the payloads of the whole cells that
+   * follow it in the current chunk with the same `command` and `circId`, at most `max`,
+   * back to back into `out` from `offset`, and consumes them; returns how many. The same
+   * as calling `next()` for each of them, without a frame object per cell.
+   */
+  takeRun(command: number, circId: number, out: Uint8Array, offset: number, max: number): number {
+    if (this.partialLen > 0 || isVariableLengthCommand(command)) return 0;
+    const lp = this.linkProtocol;
+    const idLen = lp.circIdSize.size;
+    const cellLen = lp.fixedCellLength;
+    const chunk = this.chunk;
+    let pos = this.chunkPos;
+    let n = 0;
+    while (n < max && pos + cellLen <= chunk.length && chunk[pos + idLen] === command) {
+      const id =
+        idLen === 4
+          ? ((chunk[pos]! << 24) >>> 0) + ((chunk[pos + 1]! << 16) | (chunk[pos + 2]! << 8) | chunk[pos + 3]!)
+          : (chunk[pos]! << 8) | chunk[pos + 1]!;
+      if (id !== circId) break;
+      out.set(chunk.subarray(pos + idLen + 1, pos + cellLen), offset + n * FIXED_PAYLOAD_LEN);
+      pos += cellLen;
+      n++;
+    }
+    this.chunkPos = pos;
+    return n;
+  }
+
   private append(bytes: Uint8Array): void {
     const need = this.partialLen + bytes.length;
     if (need > this.partial.length) {

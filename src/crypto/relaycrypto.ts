@@ -3,8 +3,11 @@
  * hop, AES-128-CTR with a zero IV in each direction (one keystream per hop and
  * direction, running across cells), and running SHA-1 digests seeded with Df / Db.
  *
- * Layer: crypto core, over Uint8Array. No I/O. Per cell and layer: one AES update (Node
- * returns a fresh buffer) and one or two SHA-1 state copies.
+ * Layer: crypto core, over Uint8Array. No I/O. Cell by cell (`decrypt`): one AES update
+ * per layer (Node returns a fresh buffer) and two SHA-1 state copies where 'recognized'
+ * is zero. A run of cells (`decryptCells`): one AES update per layer for all the cells
+ * that reach it, and one SHA-1 copy per candidate cell; same results, same state.
+ * Not here: what a relay message means (proto/circuit).
  */
 import { createCipheriv, createDecipheriv, createHash, type Cipher, type Decipher, type Hash } from 'node:crypto';
 import { BadArgumentError, ProtocolError } from '../errors.js';
@@ -14,6 +17,25 @@ const ZERO_IV = new Uint8Array(16);
 /** Offsets inside a relay payload (tor-spec 6.1). */
 const RECOGNIZED_AT = 1;
 const DIGEST_AT = 5;
+/** RELAY_TRUNCATED (tor-spec 5.4): handling it drops the layers after its hop. */
+const TRUNCATED = 9;
+
+/** Value of each base64 character (Node's digest('base64') is the cheapest digest output). */
+const B64 = new Uint8Array(128);
+for (let i = 0; i < 64; i++) B64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+
+/** The first 4 bytes of a base64-encoded digest, as an unsigned 32-bit big-endian number. */
+function first4(b64: string): number {
+  return (
+    ((B64[b64.charCodeAt(0)]! << 26) |
+      (B64[b64.charCodeAt(1)]! << 20) |
+      (B64[b64.charCodeAt(2)]! << 14) |
+      (B64[b64.charCodeAt(3)]! << 8) |
+      (B64[b64.charCodeAt(4)]! << 2) |
+      (B64[b64.charCodeAt(5)]! >> 4)) >>>
+    0
+  );
+}
 
 /** The per-hop keys of tor1 relay crypto (tor-spec 5.2). */
 export interface Tor1Keys {
@@ -97,6 +119,63 @@ export class Tor1Layer {
     this.inDigest = candidate;
     return digest;
   }
+
+  // Runs of cells (CircuitCrypto.decryptCells). The running digest is advanced in place,
+  // cell by cell; `mark` is the state before the run's first advance, kept until the run
+  // ends, so that a cell whose digest does not match can be taken back (the state goes
+  // back to `mark` and the cells accepted since are hashed again: rare, as a passing cell
+  // has 'recognized' zero once in 65,536).
+  private mark: Hash | undefined;
+  private readonly markedBufs: Uint8Array[] = [];
+  private readonly markedOffs: number[] = [];
+
+  /**
+   * `recognize` for the payload at `buf[off…off+509]` of a run: same answer, same state
+   * afterwards, but one Hash copy instead of two, and the digest comes as base64 (decode
+   * with Buffer.from(d, 'base64') where the bytes are needed). Call `endRun` after the run.
+   */
+  recognizeAt(buf: Uint8Array, off: number): string | undefined {
+    if (buf[off + RECOGNIZED_AT] !== 0 || buf[off + RECOGNIZED_AT + 1] !== 0) return undefined;
+    const at = off + DIGEST_AT;
+    const claimed = ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
+    this.mark ??= this.inDigest.copy();
+    this.hashZeroed(buf, off);
+    const digest = this.inDigest.copy().digest('base64');
+    if ((first4(digest) ^ claimed) === 0) {
+      this.markedBufs.push(buf);
+      this.markedOffs.push(off);
+      return digest;
+    }
+    // Not ours: back to the state before this cell.
+    this.inDigest = this.mark;
+    this.mark = undefined;
+    for (let i = 0; i < this.markedBufs.length; i++) this.hashZeroed(this.markedBufs[i]!, this.markedOffs[i]!);
+    this.markedBufs.length = 0;
+    this.markedOffs.length = 0;
+    return undefined;
+  }
+
+  /** The run is over: nothing to take back any more. */
+  endRun(): void {
+    this.mark = undefined;
+    this.markedBufs.length = 0;
+    this.markedOffs.length = 0;
+  }
+
+  /** Folds the payload at `off` into the receiving digest with its digest field zeroed (restored after). */
+  private hashZeroed(buf: Uint8Array, off: number): void {
+    const at = off + DIGEST_AT;
+    const d0 = buf[at]!;
+    const d1 = buf[at + 1]!;
+    const d2 = buf[at + 2]!;
+    const d3 = buf[at + 3]!;
+    buf[at] = buf[at + 1] = buf[at + 2] = buf[at + 3] = 0;
+    this.inDigest.update(new Uint8Array(buf.buffer, buf.byteOffset + off, FIXED_PAYLOAD_LEN));
+    buf[at] = d0;
+    buf[at + 1] = d1;
+    buf[at + 2] = d2;
+    buf[at + 3] = d3;
+  }
 }
 
 /** Where a received cell was recognized, its plaintext, and its full running digest. */
@@ -106,6 +185,44 @@ export interface Recognized {
   /** The decrypted payload (a fresh buffer the caller owns). */
   plain: Uint8Array;
   digest: Uint8Array;
+}
+
+/**
+ * What `CircuitCrypto.decryptCells` made of a run of cells, by cell index. Cell i's
+ * plaintext is `bytes[i]` from `offset[i]` (509 bytes: a view of a cipher's fresh output,
+ * which the caller may keep); `hop[i]` is the hop that recognized it, with its digest in
+ * `digest(i)`, or -1 when the first `depth[i]` layers did not (`continueCell` goes on).
+ */
+export class DecryptedCells {
+  count = 0;
+  hop = new Int8Array(0);
+  depth = new Uint8Array(0);
+  offset = new Int32Array(0);
+  readonly bytes: Uint8Array[] = [];
+  /** Base64 digests of recognized cells (decoded on demand). */
+  readonly digests: string[] = [];
+
+  /** The full 20-byte running digest after recognized cell i (what a v1 SENDME echoes). */
+  digest(i: number): Uint8Array {
+    return Buffer.from(this.digests[i]!, 'base64');
+  }
+
+  /** Cell i's plaintext so far, as a view. */
+  plain(i: number): Uint8Array {
+    return this.bytes[i]!.subarray(this.offset[i]!, this.offset[i]! + FIXED_PAYLOAD_LEN);
+  }
+
+  reset(count: number): void {
+    if (this.hop.length < count) {
+      const size = Math.max(count, 2 * this.hop.length);
+      this.hop = new Int8Array(size);
+      this.depth = new Uint8Array(size);
+      this.offset = new Int32Array(size);
+    }
+    this.count = count;
+    this.bytes.length = count;
+    this.digests.length = count;
+  }
 }
 
 /**
@@ -141,8 +258,16 @@ export class CircuitCrypto {
 
   /** Decrypts `payload` layer by layer; throws a ProtocolError (E_BAD_CELL_AUTH) if no hop recognizes it. */
   decrypt(payload: Uint8Array): Recognized {
+    return this.continueCell(payload, 0);
+  }
+
+  /**
+   * `decrypt` for a payload the first `depth` layers have already decrypted and not
+   * recognized (a cell of `decryptCells` with hop -1), with the layers there are now.
+   */
+  continueCell(payload: Uint8Array, depth: number): Recognized {
     let plain = payload;
-    for (let hop = 0; hop < this.layers.length; hop++) {
+    for (let hop = depth; hop < this.layers.length; hop++) {
       const layer = this.layers[hop]!;
       plain = layer.decrypt(plain);
       const digest = layer.recognize(plain);
@@ -151,5 +276,68 @@ export class CircuitCrypto {
     throw new ProtocolError(`a RELAY cell was not recognized by any of the circuit's ${this.layers.length} hop(s): its 'recognized' field or digest does not match`, {
       code: 'E_BAD_CELL_AUTH',
     });
+  }
+
+  private gather = new Uint8Array(0);
+  private routed = new Int32Array(0);
+
+  /**
+   * Decrypts `count` payloads lying back to back in `payloads` (509 bytes each; not
+   * modified) as `count` calls of `decrypt` would, in order (tor-spec 5.5.3): each layer
+   * decrypts, with one AES update, exactly the cells no earlier layer recognized (its
+   * keystream runs over those cells, in order), then checks them in order. A cell after a
+   * TRUNCATED from hop h goes no deeper than h (handling the TRUNCATED drops the layers
+   * after h: `continueCell` takes it on with the layers there are then). Never throws for
+   * what the payloads hold: an unrecognized cell has hop -1, depth = the layers applied.
+   */
+  decryptCells(payloads: Uint8Array, count: number, out: DecryptedCells = new DecryptedCells()): DecryptedCells {
+    out.reset(count);
+    const L = FIXED_PAYLOAD_LEN;
+    if (this.routed.length < count) this.routed = new Int32Array(Math.max(count, 2 * this.routed.length));
+    const routed = this.routed;
+    for (let i = 0; i < count; i++) {
+      routed[i] = i;
+      out.hop[i] = -1;
+      out.depth[i] = 0;
+      out.bytes[i] = payloads;
+      out.offset[i] = i * L;
+    }
+    let n = count;
+    let input = payloads.subarray(0, count * L);
+    for (let hop = 0; hop < this.layers.length && n > 0; hop++) {
+      const layer = this.layers[hop]!;
+      const plain = layer.decrypt(input);
+      let next = 0;
+      let cut = count; // cells after a TRUNCATED recognized here stop at this layer
+      for (let r = 0; r < n; r++) {
+        const i = routed[r]!;
+        const off = r * L;
+        out.bytes[i] = plain;
+        out.offset[i] = off;
+        out.depth[i] = hop + 1;
+        const digest = layer.recognizeAt(plain, off);
+        if (digest !== undefined) {
+          out.hop[i] = hop;
+          out.digests[i] = digest;
+          if (plain[off] === TRUNCATED && i < cut) cut = i;
+        } else if (i < cut) {
+          routed[next++] = i;
+        }
+      }
+      layer.endRun();
+      if (next === n) {
+        input = plain;
+      } else if (next > 0) {
+        // Some cells stay here: the rest go on, back to back.
+        if (this.gather.length < next * L) this.gather = new Uint8Array(Math.max(next * L, 2 * this.gather.length));
+        for (let r = 0; r < next; r++) {
+          const i = routed[r]!;
+          this.gather.set(plain.subarray(out.offset[i]!, out.offset[i]! + L), r * L);
+        }
+        input = this.gather.subarray(0, next * L);
+      }
+      n = next;
+    }
+    return out;
   }
 }

@@ -6,7 +6,9 @@
  *
  * Layer: protocol core. No I/O, no clock, no timers. Bytes in: `handleBytes(chunk)`.
  * Bytes out: `ChannelOutput.send`. What happens: `ChannelEvents`. It never throws on
- * peer input: a violation closes the channel through `events.closed(error)`.
+ * peer input: a violation closes the channel through `events.closed(error)`. RELAY cells
+ * that come in a row for one circuit go to it as one run (`handleRelayCells`: one AES
+ * update per layer), in their order and at their place among the other cells.
  */
 import { randomInt } from 'node:crypto';
 import { BadArgumentError, ChannelClosedError, DecodeError, HandshakeError, InternalError, LimitError, OrportError, ProtocolError } from '../errors.js';
@@ -20,6 +22,7 @@ import {
 import { decodeFrame } from '../codec/cellbase.js';
 import { Address, LinkProtocol } from '../codec/datatype.js';
 import { CellDecoder, type CellFrame } from '../codec/framing.js';
+import { FIXED_PAYLOAD_LEN } from '../codec/datatype.js';
 import { CircuitMachine, type CircuitEvents, type CircuitOptions } from './circuit.js';
 
 /** Cell commands the channel handles itself (tor-spec 3). */
@@ -97,6 +100,9 @@ export interface ChannelOptions {
  */
 export const DEFAULT_MAX_HANDSHAKE_BYTES = 256 * 1024;
 
+/** Most RELAY cells in one run (64 KiB of payloads): their plaintexts share buffers, held while any is. */
+const MAX_RUN = 128;
+
 type HandshakeState = 'idle' | 'versions' | 'certs' | 'auth_challenge' | 'netinfo' | 'open' | 'closed';
 
 export class ChannelMachine {
@@ -116,6 +122,11 @@ export class ChannelMachine {
   private openStreams = 0;
   /** Counters for tests and diagnostics. */
   readonly counters = { cellsIn: 0, paddingIn: 0, droppedIn: 0 };
+  /** The run of RELAY cells being gathered: for `runCircuit`, payloads back to back in `runBytes`. */
+  private runCircuit: CircuitMachine | undefined;
+  private runCircId = 0;
+  private runCount = 0;
+  private runBytes = new Uint8Array(0);
 
   constructor(
     readonly ourVersions: readonly number[],
@@ -174,10 +185,32 @@ export class ChannelMachine {
     try {
       for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) {
         this.counters.cellsIn++;
+        if (frame.command === CMD.RELAY && this.state === 'open') {
+          if (this.runCount > 0 && frame.circId === this.runCircId && this.runCount < MAX_RUN) {
+            this.addToRun(frame.payload);
+            continue;
+          }
+          this.flushRun();
+          if ((this.state as HandshakeState) === 'closed') return;
+          const circuit = this.circuits.get(frame.circId);
+          if (circuit?.state === 'open') {
+            this.runCircuit = circuit;
+            this.runCircId = frame.circId;
+            this.addToRun(frame.payload);
+            this.takeRun();
+            continue;
+          }
+        } else if (this.runCount > 0) {
+          this.flushRun();
+          if ((this.state as HandshakeState) === 'closed') return;
+        }
         this.handleFrame(frame);
         if ((this.state as HandshakeState) === 'closed') return;
       }
+      this.flushRun();
     } catch (err) {
+      this.runCount = 0;
+      this.runCircuit = undefined;
       if (err instanceof OrportError) {
         this.fail(err);
         return;
@@ -256,6 +289,49 @@ export class ChannelMachine {
     this.out.send(new NetinfoCell(this.peerAddress!, [], new Date(0)).pack(lp));
     this.state = 'open';
     this.events.handshakeComplete({ linkProtocol: lp, relayVersions: this.relayVersions, certs: this.certs!, authChallenge: this.authChallenge, netinfo });
+  }
+
+  private addToRun(payload: Uint8Array): void {
+    const at = this.runCount * FIXED_PAYLOAD_LEN;
+    if (this.runBytes.length < at + FIXED_PAYLOAD_LEN) this.growRun();
+    this.runBytes.set(payload, at);
+    this.runCount++;
+  }
+
+  /** The run's next cells straight from the decoder's chunk (no frame objects); they count as read. */
+  private takeRun(): void {
+    if (this.runBytes.length < MAX_RUN * FIXED_PAYLOAD_LEN) this.growRun(MAX_RUN * FIXED_PAYLOAD_LEN);
+    const n = this.decoder.takeRun(CMD.RELAY, this.runCircId, this.runBytes, this.runCount * FIXED_PAYLOAD_LEN, MAX_RUN - this.runCount);
+    this.runCount += n;
+    this.counters.cellsIn += n;
+  }
+
+  private growRun(size = Math.max(16 * FIXED_PAYLOAD_LEN, 2 * this.runBytes.length)): void {
+    const grown = new Uint8Array(size);
+    grown.set(this.runBytes.subarray(0, this.runCount * FIXED_PAYLOAD_LEN));
+    this.runBytes = grown;
+  }
+
+  /**
+   * Hands the gathered run to its circuit. Cells it did not take (it was destroyed on the
+   * way) go on one by one as any cell would: looked up again, dropped if gone.
+   */
+  private flushRun(): void {
+    const count = this.runCount;
+    if (count === 0) return;
+    const circuit = this.runCircuit!;
+    const circId = this.runCircId;
+    const bytes = this.runBytes;
+    // A callback may feed the channel more bytes meanwhile: that run gets its own buffer.
+    this.runBytes = new Uint8Array(0);
+    this.runCount = 0;
+    this.runCircuit = undefined;
+    const taken = circuit.handleRelayCells(bytes, count);
+    for (let i = taken; i < count && this.state === 'open'; i++) {
+      const payload = bytes.subarray(i * FIXED_PAYLOAD_LEN, (i + 1) * FIXED_PAYLOAD_LEN);
+      this.dispatch({ circId, command: CMD.RELAY, payload, length: this.linkProtocol!.fixedCellLength });
+    }
+    if (this.runBytes.length === 0) this.runBytes = bytes;
   }
 
   /** After the handshake: cells go to their circuit; the rest is checked here. */

@@ -34,7 +34,7 @@ import {
 import { writeCellHeader, type CellFrame } from '../codec/framing.js';
 import { writeRelayHeader } from '../codec/relaycell.js';
 import { CloseReason, EndReason, LinkProtocol, RelayCommand, type LinkSpecifier } from '../codec/datatype.js';
-import { CircuitCrypto, Tor1Layer, type Tor1Keys } from '../crypto/relaycrypto.js';
+import { CircuitCrypto, DecryptedCells, Tor1Layer, type Recognized, type Tor1Keys } from '../crypto/relaycrypto.js';
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
@@ -147,6 +147,8 @@ export interface CircuitOptions {
 export class CircuitMachine {
   state: CircuitState = 'new';
   private readonly crypto = new CircuitCrypto();
+  /** handleRelayCells' result arrays, reused from run to run. */
+  private decrypted: DecryptedCells | undefined;
   private readonly hops: Hop[] = [];
   private readonly streams = new Map<number, Stream>();
   /** Ids of streams we ended, with what may still come for them (tor's half-closed edges). */
@@ -384,10 +386,45 @@ export class CircuitMachine {
           throw new ProtocolError(`unexpected cell command ${frame.command} on circuit ${this.circId}`);
       }
     } catch (err) {
-      if (!(err instanceof OrportError)) throw err;
-      // A cell from the relay that doesn't decode is the relay breaking the protocol.
-      this.destroyFor(err instanceof DecodeError ? new ProtocolError(`circuit ${this.circId}: the relay sent a malformed cell: ${err.message}`, { cause: err }) : err);
+      this.cellFailed(err);
     }
+  }
+
+  /**
+   * Handles `count` RELAY cells that came in a row (their payloads back to back in
+   * `payloads`, 509 bytes each) as `count` handleCell calls would, each layer decrypting
+   * its share in one go (CircuitCrypto.decryptCells). Returns how many cells it took: it
+   * stops once the circuit is destroyed (or is not open to begin with: 0); the caller
+   * hands the rest to handleCell, or drops them, as for single cells.
+   */
+  handleRelayCells(payloads: Uint8Array, count: number): number {
+    if (this.state !== 'open') return 0;
+    const cells = this.crypto.decryptCells(payloads, count, this.decrypted ?? new DecryptedCells());
+    this.decrypted = undefined; // a callback may feed this circuit more cells meanwhile
+    for (let i = 0; i < count; i++) {
+      if ((this.state as CircuitState) === 'destroyed') return i;
+      this.counters.cellsIn++;
+      try {
+        const hop = cells.hop[i]!;
+        if (hop < 0 || hop >= this.hops.length) {
+          const { hop: at, plain, digest } = this.recognize(cells.plain(i), hop < 0 ? cells.depth[i]! : this.hops.length);
+          this.handleRelayMessage(at, plain, 0, digest);
+        } else {
+          this.handleRelayMessage(hop, cells.bytes[i]!, cells.offset[i]!, cells.digests[i]!);
+        }
+      } catch (err) {
+        this.cellFailed(err);
+      }
+    }
+    this.decrypted = cells;
+    return count;
+  }
+
+  /** A cell's handling failed: a protocol violation destroys the circuit; anything else is a bug and goes on up. */
+  private cellFailed(err: unknown): void {
+    if (!(err instanceof OrportError)) throw err;
+    // A cell from the relay that doesn't decode is the relay breaking the protocol.
+    this.destroyFor(err instanceof DecodeError ? new ProtocolError(`circuit ${this.circId}: the relay sent a malformed cell: ${err.message}`, { cause: err }) : err);
   }
 
   /** What a DESTROY interrupted, naming the hops (it arrives from hop #1, maybe on behalf of a later one: tor-spec 5.4). */
@@ -412,20 +449,30 @@ export class CircuitMachine {
 
   private handleRelay(payload: Uint8Array): void {
     if (this.state !== 'open') throw new ProtocolError(`RELAY cell on circuit ${this.circId} before ${this.hopLabel(0)} was created`);
-    // `plain` is a fresh buffer (the cipher's output): views into it are ours to hand out.
-    let recognized: ReturnType<CircuitCrypto['decrypt']>;
+    const { hop, plain, digest } = this.recognize(payload, 0);
+    this.handleRelayMessage(hop, plain, 0, digest);
+  }
+
+  /** Decrypts a payload from layer `depth` on (CircuitCrypto.continueCell), naming every hop when none recognizes it. */
+  private recognize(payload: Uint8Array, depth: number): Recognized {
     try {
-      recognized = this.crypto.decrypt(payload);
+      return this.crypto.continueCell(payload, depth);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       throw new ProtocolError(`circuit ${this.circId}: a RELAY cell was not recognized by any of its ${this.hops.length} hop(s) (${this.allHops()}): its 'recognized' field or digest does not match`, { code: 'E_BAD_CELL_AUTH', cause: err });
     }
-    const { hop, plain, digest } = recognized;
-    const command = plain[0]!;
-    const streamId = (plain[3]! << 8) | plain[4]!;
-    const length = (plain[9]! << 8) | plain[10]!;
+  }
+
+  /**
+   * A relay message hop `hop` sent: the plaintext payload at `plain[at…]` (a cipher's fresh
+   * output: views into it are ours to hand out), its digest (bytes, or base64 from a run).
+   */
+  private handleRelayMessage(hop: number, plain: Uint8Array, at: number, digest: Uint8Array | string): void {
+    const command = plain[at]!;
+    const streamId = (plain[at + 3]! << 8) | plain[at + 4]!;
+    const length = (plain[at + 9]! << 8) | plain[at + 10]!;
     if (length > RELAY_DATA_MAX) throw new ProtocolError(`RELAY cell from ${this.hopLabel(hop)} claims ${length} bytes of data; at most ${RELAY_DATA_MAX} fit`);
-    const body = plain.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length);
+    const body = plain.subarray(at + RELAY_HEADER_LEN, at + RELAY_HEADER_LEN + length);
     const rule = streamIdRule(command);
     if ((rule === 'required' && streamId === 0) || (rule === 'disallowed' && streamId !== 0)) {
       throw new ProtocolError(`${RelayCommand.nameOf(command)} from ${this.hopLabel(hop)} ${streamId ? `has stream id ${streamId}, but it concerns the circuit` : 'needs a stream id, but has 0'}`);
@@ -518,12 +565,12 @@ export class CircuitMachine {
   }
 
   /** tor-spec 7.3 / prop289: a circuit SENDME carrying the digest of the cell that triggered it. */
-  private maybeSendCircuitSendme(hop: number, digest: Uint8Array): void {
+  private maybeSendCircuitSendme(hop: number, digest: Uint8Array | string): void {
     const deliver = this.hops[hop]!.deliver;
     if (!deliver.sendmeDue) return;
     deliver.sentSendme();
     this.counters.sendmesOut++;
-    this.sendRelay(hop, 5, 0, new SendmeMsg(1, digest).encode());
+    this.sendRelay(hop, 5, 0, new SendmeMsg(1, typeof digest === 'string' ? Buffer.from(digest, 'base64') : digest).encode());
   }
 
   /** tor-spec 7.4: stream SENDMEs while the window is ≤ 450 and the consumer keeps up. */
