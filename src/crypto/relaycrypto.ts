@@ -9,7 +9,7 @@
  * that reach it, and one SHA-1 copy per candidate cell; same results, same state.
  * Not here: what a relay message means (proto/circuit).
  */
-import { createCipheriv, createDecipheriv, createHash, type Cipher, type Decipher, type Hash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomFillSync, type Cipher, type Decipher, type Hash } from 'node:crypto';
 import { BadArgumentError, ProtocolError } from '../errors.js';
 import { FIXED_PAYLOAD_LEN, HASH_LEN, KEY_LEN } from '../codec/datatype.js';
 
@@ -35,6 +35,27 @@ function first4(b64: string): number {
       (B64[b64.charCodeAt(5)]! >> 4)) >>>
     0
   );
+}
+
+/** CSPRNG output for relay-cell padding, refilled in place when spent: one randomFillSync per 16 KiB, not per cell. */
+const padPool = new Uint8Array(16 * 1024);
+let padAt = padPool.length;
+
+/**
+ * Fills `buf[offset…offset+size]` with random padding (tor-spec 6.1: after four zero bytes,
+ * random), cut from the pool; every pooled byte is used once.
+ */
+export function randomPadding(buf: Uint8Array, offset: number, size: number): void {
+  if (size > padPool.length) {
+    randomFillSync(buf, offset, size);
+    return;
+  }
+  if (padAt + size > padPool.length) {
+    randomFillSync(padPool);
+    padAt = 0;
+  }
+  buf.set(padPool.subarray(padAt, padAt + size), offset);
+  padAt += size;
 }
 
 /** The per-hop keys of tor1 relay crypto (tor-spec 5.2). */

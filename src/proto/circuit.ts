@@ -10,7 +10,7 @@
  * `CircuitEvents` / `StreamEvents` callbacks. Randomness (CREATE_FAST's X, padding) is
  * injectable. Waiting, timeouts and promises live in the client layer.
  */
-import { randomFillSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   BadArgumentError,
   CircuitDestroyedError,
@@ -34,7 +34,7 @@ import {
 import { writeCellHeader, type CellFrame } from '../codec/framing.js';
 import { writeRelayHeader } from '../codec/relaycell.js';
 import { CloseReason, EndReason, LinkProtocol, RelayCommand, type LinkSpecifier } from '../codec/datatype.js';
-import { CircuitCrypto, DecryptedCells, Tor1Layer, type Recognized, type Tor1Keys } from '../crypto/relaycrypto.js';
+import { CircuitCrypto, DecryptedCells, Tor1Layer, randomPadding, type Recognized, type Tor1Keys } from '../crypto/relaycrypto.js';
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
@@ -179,7 +179,7 @@ export class CircuitMachine {
     options: CircuitOptions = {},
   ) {
     this.random = options.randomBytes ?? ((n) => new Uint8Array(randomBytes(n)));
-    this.randomFill = options.randomFill ?? ((buf, offset, size) => void randomFillSync(buf, offset, size));
+    this.randomFill = options.randomFill ?? randomPadding;
     this.sendmeAcceptMinVersion = options.sendmeAcceptMinVersion ?? 0;
   }
 
