@@ -16,7 +16,9 @@
  *    removed at the end).
  *
  * ORPORT_TESTNET_LATENCY_MS / ORPORT_TESTNET_RATE (bytes/s), when set, boot the
- * shared network with delayed links (startTestnet's latencyMs / rateBytesPerSec).
+ * shared network with delayed links (startTestnet's latencyMs / rateBytesPerSec);
+ * ORPORT_TESTNET_ONION=1 with an onion service on its client (startTestnet's onion; the
+ * description's `onion`).
  *
  * Options: --unit / --integration run one part only; --keep keeps the
  * network's directory (keys, torrcs, logs); --fuzz runs the unit tests with
@@ -172,7 +174,9 @@ async function runIntegration(files: readonly string[], keep: boolean, stop: Abo
       say(`delayed links: ${links.latencyMs ?? 0} ms one way, rate ${links.rateBytesPerSec ?? 'unlimited'} (ORPORT_TESTNET_LATENCY_MS / ORPORT_TESTNET_RATE)`);
     }
     try {
-      testnet = await startTestnet({ client: true, keep, keepOnFailure: true, signal: stop, log: (m) => say(m), ...links });
+      const onion = process.env.ORPORT_TESTNET_ONION === '1';
+      if (onion) say('with an onion service on the client (ORPORT_TESTNET_ONION=1)');
+      testnet = await startTestnet({ client: true, onion, keep, keepOnFailure: true, signal: stop, log: (m) => say(m), ...links });
     } catch (err) {
       say(`the test network did not boot: ${err instanceof Error ? err.message : String(err)}`);
       return true;

@@ -14,6 +14,7 @@ import { AbortError, OrportError } from '../errors.js';
 import {
   DEFAULT_EXITS,
   DEFAULT_FILE_BYTES,
+  DEFAULT_ONION_TIMEOUT_MS,
   DEFAULT_RELAYS,
   DEFAULT_TIMEOUT_MS,
   ensureIsolated,
@@ -30,6 +31,7 @@ export interface TestnetCliOptions {
   relays: number;
   exits: number;
   client: boolean;
+  onion: boolean;
   keep: boolean;
   fileBytes: number;
   json: boolean;
@@ -56,11 +58,14 @@ options:
   --relays N          non-exit relays besides the authorities (default ${DEFAULT_RELAYS})
   --exits M           exit relays, policy accepting 127.0.0.0/8 (default ${DEFAULT_EXITS})
   --client            also start a tor client with a SocksPort
+  --onion             the client (started anyway) also runs a v3 onion service
+                      whose port 80 leads to the HTTP file server; the boot ends
+                      once its descriptor is uploaded (default timeout 180 s)
   --file-size BYTES   size of the served random file; K, M, G = KiB, MiB, GiB
                       (default ${DEFAULT_FILE_BYTES / 1024 / 1024}M)
   --base-port P       first port of the layout (default: the first free block
                       from 15000); a taken port is then an error
-  --timeout SEC       give up booting after SEC seconds (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --timeout SEC       give up booting after SEC seconds (default ${DEFAULT_TIMEOUT_MS / 1000}, ${DEFAULT_ONION_TIMEOUT_MS / 1000} with --onion)
   --base-dir DIR      where the network's directory is made (default: $TMPDIR or /tmp)
   --keep              keep the directory (keys, torrcs, logs) afterwards;
                       it is always kept when the boot fails
@@ -82,6 +87,7 @@ The command runs inside the namespace with these variables:
   ORPORT_TESTNET_HTTP_URL     URL of the random file; ORPORT_TESTNET_FILE_SHA256
   ORPORT_TESTNET_DIRAUTH_FILE torrc-style file with the DirAuthority lines
   ORPORT_TESTNET_SOCKS_PORT   the client's SocksPort (with --client)
+  ORPORT_TESTNET_ONION        the onion service, ADDRESS.onion:PORT (with --onion)
   ORPORT_TESTNET_LATENCY_MS   the one-way link delay (with --latency)
   ORPORT_TESTNET_RATE         the links' rate limit, bytes/s (with --rate)
 
@@ -104,12 +110,13 @@ export function parseTestnetArgs(argv: readonly string[]): TestnetCliOptions {
     relays: DEFAULT_RELAYS,
     exits: DEFAULT_EXITS,
     client: false,
+    onion: false,
     keep: false,
     fileBytes: DEFAULT_FILE_BYTES,
     json: false,
     quiet: false,
     basePort: undefined,
-    timeoutMs: DEFAULT_TIMEOUT_MS,
+    timeoutMs: NaN,
     baseDir: undefined,
     freshKeys: false,
     logLevel: 'info',
@@ -144,6 +151,9 @@ export function parseTestnetArgs(argv: readonly string[]): TestnetCliOptions {
         break;
       case '--client':
         options.client = true;
+        break;
+      case '--onion':
+        options.onion = true;
         break;
       case '--keep':
         options.keep = true;
@@ -189,6 +199,7 @@ export function parseTestnetArgs(argv: readonly string[]): TestnetCliOptions {
         throw new UsageError(`unknown option ${arg}`);
     }
   }
+  if (Number.isNaN(options.timeoutMs)) options.timeoutMs = options.onion ? DEFAULT_ONION_TIMEOUT_MS : DEFAULT_TIMEOUT_MS;
   if (options.relays + options.exits > 96) throw new UsageError('--relays and --exits together must be at most 96');
   return options;
 }
@@ -205,6 +216,7 @@ export function testnetEnvironment(description: TestnetDescription): Record<stri
   if (description.latencyMs > 0) env.ORPORT_TESTNET_LATENCY_MS = String(description.latencyMs);
   if (typeof description.rateBytesPerSec === 'number') env.ORPORT_TESTNET_RATE = String(description.rateBytesPerSec);
   if (description.socksPort !== null) env.ORPORT_TESTNET_SOCKS_PORT = String(description.socksPort);
+  if (description.onion) env.ORPORT_TESTNET_ONION = `${description.onion.address}:${description.onion.port}`;
   return env;
 }
 
@@ -227,6 +239,7 @@ export function summarize(description: TestnetDescription): string {
     const real = delayed ? `${port(n.realOrPort).padEnd(6)} ` : '';
     lines.push(`  ${n.nick.padEnd(9)} ${n.role.padEnd(10)} ${port(n.orPort).padEnd(7)} ${real}${port(n.dirPort).padEnd(8)} ${String(n.pid).padEnd(8)} ${n.fingerprint ?? `SocksPort ${n.socksPort}`}`);
   }
+  if (description.onion) lines.push(`  onion service ${description.onion.address}:${description.onion.port} → the file server (run by ${description.onion.nick}; ${description.onion.uploads} descriptor uploads accepted)`);
   lines.push(`  file ${description.http.url} (${description.http.fileBytes} bytes, sha256 ${description.http.fileSha256})`);
   lines.push(`  description ${description.jsonPath}; DirAuthority lines in ${description.dirAuthorityFile}`);
   return lines.join('\n');
@@ -291,6 +304,7 @@ export async function runTestnet(argv: readonly string[]): Promise<number> {
         relays: options.relays,
         exits: options.exits,
         client: options.client,
+        onion: options.onion,
         httpFileBytes: options.fileBytes,
         keep: options.keep,
         keepOnFailure: true,

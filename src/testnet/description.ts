@@ -6,7 +6,7 @@
  * `orport testnet` (path in ORPORT_TESTNET_JSON). `parseTestnetDescription()`
  * checks the shape so a reader fails with a clear message instead of using an
  * undefined port. Descriptions written before delayed links existed read as
- * latency 0, no rate, and `realOrPort` = `orPort`. Only types and pure functions here.
+ * latency 0, no rate, and `realOrPort` = `orPort`; before onion services, as `onion: null`. Only types and pure functions here.
  */
 import { BadArgumentError } from '../errors.js';
 import type { NodeRole, RelayRole } from './ports.js';
@@ -101,7 +101,26 @@ export interface TestnetDescription {
   /** The network file (`network.torrc`: TestingTorNetwork 1, UseDefaultFallbackDirs 0, the DirAuthority lines) for `Network.fromFile` / `--network`. */
   readonly networkFile: string;
   readonly socksPort: number | null;
+  /** The onion service (`onion: true`), once it has uploaded its descriptor; null without one. */
+  readonly onion: OnionServiceDescription | null;
   readonly timings: BootTimings;
+}
+
+/** The network's v3 onion service, run by the client node in front of the HTTP file server. */
+export interface OnionServiceDescription {
+  /** `<56 base32 chars>.onion`, from tor's `hostname` file. */
+  readonly address: string;
+  /** The virtual port (HiddenServicePort); streams go to the HTTP file server. */
+  readonly port: number;
+  /** The node that runs it. */
+  readonly nick: string;
+  readonly hiddenServiceDir: string;
+  /** The rend-domain info log with the upload lines. */
+  readonly logPath: string;
+  /** Descriptor uploads answered 200 when the launcher stopped waiting. */
+  readonly uploads: number;
+  /** From launch to the first accepted descriptor upload. */
+  readonly publishedMs: number;
 }
 
 const HEX40 = /^[0-9A-F]{40}$/;
@@ -152,8 +171,13 @@ export function parseTestnetDescription(json: string, source = 'testnet descript
   if (value.rateBytesPerSec !== undefined && value.rateBytesPerSec !== null && !(typeof value.rateBytesPerSec === 'number' && value.rateBytesPerSec > 0)) {
     bad('rateBytesPerSec', 'is neither null nor a positive number');
   }
+  const onion = value.onion;
+  if (onion !== undefined && onion !== null) {
+    if (!isRecord(onion) || typeof onion.address !== 'string' || !/^[a-z2-7]{56}\.onion$/.test(onion.address)) bad('onion.address', 'is not a v3 .onion address');
+    if (!isPort((onion as Record<string, unknown>).port)) bad('onion.port', 'is not a port');
+  }
   const nodes = (value.nodes as Record<string, unknown>[]).map((node) => ({ ...node, realOrPort: node.realOrPort ?? (node.role === 'client' ? null : node.orPort) }));
-  return { ...value, latencyMs: value.latencyMs ?? 0, rateBytesPerSec: value.rateBytesPerSec ?? null, nodes } as unknown as TestnetDescription;
+  return { ...value, latencyMs: value.latencyMs ?? 0, rateBytesPerSec: value.rateBytesPerSec ?? null, onion: value.onion ?? null, nodes } as unknown as TestnetDescription;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -15,6 +15,8 @@ export {
   DEFAULT_EXITS,
   DEFAULT_FILE_BYTES,
   DEFAULT_RELAYS,
+  DEFAULT_ONION_PORT,
+  DEFAULT_ONION_TIMEOUT_MS,
   DEFAULT_TIMEOUT_MS,
   DIR_MARKER,
   DIR_PREFIX,
@@ -43,6 +45,7 @@ export {
   type BootTimings,
   type ClientNodeDescription,
   type NodeDescription,
+  type OnionServiceDescription,
   type RelayNodeDescription,
   type TestnetDescription,
 } from './description.js';
@@ -54,3 +57,4 @@ export { EXIT_REJECTED_PORT } from './torrc.js';
 export { IsolationError, NodeDiedError, PortInUseError, ToolFailedError } from './errors.js';
 export { torProcessesUnder } from './procscan.js';
 export { DelayForwarder, DelayLine, DEFAULT_MAX_BUFFERED_BYTES, type DelayForwarderOptions, type DelayForwarderStats, type DelayLineOptions } from './delay.js';
+export { onionPublished, onionUploadState, readOnionHostname, type OnionUploadState } from './onion.js';

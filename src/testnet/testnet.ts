@@ -13,7 +13,9 @@
  * relays and exits, moves the authorities' first vote to just after every
  * authority holds every descriptor (alignFirstVote), waits until every relay serves the
  * consensus and all descriptors (SIGHUPing relays to reset their download
- * back-off), optionally starts a client with a SocksPort, and writes the JSON
+ * back-off), optionally starts a client with a SocksPort — with `onion`, the client
+ * also runs a v3 onion service in front of the HTTP file server, and the boot waits
+ * until its descriptor upload was accepted (its rend log, see onion.ts) —, and writes the JSON
  * description. Every wait is bounded by `timeoutMs` and honours `signal`.
  *
  * On any failure during boot — a node dying, a port taken, the timeout, an
@@ -31,7 +33,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AbortError, BadArgumentError, EnvironmentError, InternalError, TimeoutError } from '../errors.js';
-import type { BootTimings, NodeDescription, RelayNodeDescription, TestnetDescription } from './description.js';
+import type { BootTimings, NodeDescription, OnionServiceDescription, RelayNodeDescription, TestnetDescription } from './description.js';
 import { DESCRIPTION_FORMAT } from './description.js';
 import { checkRelayServes, consensusRouters, httpGetText, missingRelays, serverDescriptorNicks, type ExpectedRelay } from './dirport.js';
 import { controlSetConf } from './control.js';
@@ -42,6 +44,7 @@ import { assertIsolated, findExecutable } from './isolation.js';
 import { DEFAULT_KEY_CACHE_DIR, prepareNodeKeys, type NodeKeys } from './keys.js';
 import { scanLogsForNonLoopback, type AddressFinding } from './logscan.js';
 import { choosePortPlan, DEFAULT_BASE_PORT, findBindFailure, listenOrPort, planPorts, type NodeRole, type PortPlan, type RelayRole } from './ports.js';
+import { onionPublished, onionUploadState, readOnionHostname } from './onion.js';
 import { ManagedProcess, runTool, type ExitInfo } from './process.js';
 import { buildTorrc, dirAuthorityLine, networkTorrc, torrcSafetyProblems, withVotingStartOffset, type ExitPolicyKind, type LogLevel, type TorrcNetwork } from './torrc.js';
 import { abortReason, sleep } from './wait.js';
@@ -51,6 +54,10 @@ export const DEFAULT_RELAYS = 4;
 export const DEFAULT_EXITS = 2;
 export const DEFAULT_FILE_BYTES = 20 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 90_000;
+/** The default bound on the boot with an onion service (intro circuits and the uploads come on top). */
+export const DEFAULT_ONION_TIMEOUT_MS = 180_000;
+/** The onion service's default virtual port. */
+export const DEFAULT_ONION_PORT = 80;
 /** Marks a directory as ours, so nothing else is ever removed. */
 export const DIR_MARKER = '.orport-testnet';
 export const DIR_PREFIX = 'orport-testnet-';
@@ -69,6 +76,14 @@ export interface TestnetOptions {
   readonly exits?: number;
   /** Also start a tor client with a SocksPort, once the network has settled (default false). */
   readonly client?: boolean;
+  /**
+   * The client (started even without `client`) also runs a v3 onion service whose port
+   * `onionPort` leads to the HTTP file server; the boot ends once its descriptor is
+   * uploaded, and the description's `onion` gives its address (default false).
+   */
+  readonly onion?: boolean;
+  /** The onion service's virtual port (default 80). */
+  readonly onionPort?: number;
   /** Size of the random file the HTTP server serves (default 10 MiB). */
   readonly httpFileBytes?: number;
   /** Keep the directory (keys, torrcs, logs) after stop (default false). */
@@ -79,7 +94,7 @@ export interface TestnetOptions {
   readonly baseDir?: string;
   /** First port of the fixed layout (see ports.ts); a taken port is then an error. Default: the first free block from 15000. */
   readonly basePort?: number;
-  /** Bound on the whole boot (default 90 s). */
+  /** Bound on the whole boot (default 90 s; 180 s with `onion`). */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
   /** Progress lines ("[testnet +1.23s] …"); default: none. */
@@ -159,6 +174,8 @@ interface Resolved {
   readonly relays: number;
   readonly exits: number;
   readonly client: boolean;
+  readonly onion: boolean;
+  readonly onionPort: number;
   readonly httpFileBytes: number;
   readonly keep: boolean;
   readonly keepOnFailure: boolean;
@@ -209,13 +226,15 @@ function resolveOptions(options: TestnetOptions): Resolved {
   return {
     relays,
     exits,
-    client: options.client ?? false,
+    client: (options.client ?? false) || (options.onion ?? false),
+    onion: options.onion ?? false,
+    onionPort: int('onionPort', options.onionPort, DEFAULT_ONION_PORT, 1, 65535),
     httpFileBytes: int('httpFileBytes', options.httpFileBytes, DEFAULT_FILE_BYTES, 0, 16 * 1024 * 1024 * 1024),
     keep: options.keep ?? false,
     keepOnFailure: options.keepOnFailure ?? false,
     baseDir: options.baseDir ?? tmpdir(),
     basePort: options.basePort,
-    timeoutMs: int('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS, 1, 3_600_000),
+    timeoutMs: int('timeoutMs', options.timeoutMs, options.onion ? DEFAULT_ONION_TIMEOUT_MS : DEFAULT_TIMEOUT_MS, 1, 3_600_000),
     keyCacheDir: options.keyCacheDir === null ? undefined : (options.keyCacheDir ?? DEFAULT_KEY_CACHE_DIR),
     logLevel: options.logLevel ?? 'info',
     exitPolicy: options.exitPolicy ?? 'wide',
@@ -694,6 +713,8 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
     exitPolicy: opts.exitPolicy,
     extraLines: opts.extraTorrcLines,
   });
+  const onionDir = opts.onion ? join(dir, 'client', 'hidden_service') : undefined;
+  const onionLogPath = join(dir, 'client', 'rend.log');
   const torrcs = new Map<string, string>();
   for (const n of nodes) {
     const torrc = buildTorrc(
@@ -703,6 +724,7 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
         dataDir: n.dataDir,
         relayPorts: n.role === 'client' ? undefined : portsOf(n),
         clientPorts: n.role === 'client' ? ports.client : undefined,
+        onionService: n.role === 'client' && onionDir ? { dir: onionDir, virtualPort: opts.onionPort, targetPort: ports.httpPort, logPath: onionLogPath } : undefined,
       },
       torrcNetwork(0),
     );
@@ -875,6 +897,25 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
     network.log(`client bootstrapped after ${seconds(clientBootstrappedMs)}`);
   }
 
+  // ---- the onion service's descriptor is out
+  let onion: OnionServiceDescription | null = null;
+  if (onionDir && clientPlan) {
+    network.progress = `the onion service to upload its descriptor (nothing in ${onionLogPath} yet)`;
+    for (;;) {
+      const state = onionUploadState(readOrEmpty(onionLogPath));
+      const address = await readOnionHostname(onionDir);
+      if (address && onionPublished(state)) {
+        const publishedMs = sinceLaunch();
+        onion = { address, port: opts.onionPort, nick: clientPlan.nick, hiddenServiceDir: onionDir, logPath: onionLogPath, uploads: state.accepted, publishedMs: Math.round(publishedMs) };
+        network.log(`onion service ${address}:${opts.onionPort} published after ${seconds(publishedMs)} (${state.accepted} uploads accepted; current ${state.initiated.current}, next ${state.initiated.next})`);
+        break;
+      }
+      const counts = `${state.initiated.current} current and ${state.initiated.next} next uploads started, ${state.answered} answered, ${state.accepted} accepted`;
+      network.progress = `the onion service to upload its descriptor (${address ? address : 'no hostname yet'}; ${counts}; last: ${state.lastLine ?? 'nothing yet'}; see ${onionLogPath})`;
+      await sleep(POLL_MS, signal, network.progress);
+    }
+  }
+
   // ---- describe
   const totalMs = performance.now() - network.startedAt;
   const timings: BootTimings = {
@@ -918,6 +959,7 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
     dirAuthorityFile,
     networkFile,
     socksPort: ports.client?.socksPort ?? null,
+    onion,
     timings,
   };
   await writeFile(jsonPath, JSON.stringify(description, null, 2) + '\n');

@@ -7,7 +7,8 @@
  * links a relay advertises the forwarder's ORPort, `NoListen`, and listens on its
  * real one, `NoAdvertise`); authorities get
  * the fast voting schedule (5 s initial rounds, aligned by
- * `TestingV3AuthVotingStartOffset`), exits a policy accepting 127.0.0.0/8.
+ * `TestingV3AuthVotingStartOffset`), exits a policy accepting 127.0.0.0/8, the client
+ * optionally a v3 onion service in front of a loopback port (with a rend-domain info log).
  * `networkTorrc()` is the network's own file (authorities only) for clients.
  * `torrcSafetyProblems()` re-reads a torrc (or a tor command line turned into
  * torrc lines) and lists anything that could let tor leave loopback; the
@@ -31,6 +32,20 @@ export interface TorrcNode {
   readonly relayPorts?: RelayPorts;
   /** Client listeners. */
   readonly clientPorts?: { readonly socksPort: number; readonly controlPort: number };
+  /** Client only: also run a v3 onion service (HiddenServiceDir/HiddenServicePort) in front of a loopback port. */
+  readonly onionService?: OnionServiceConfig;
+}
+
+/** The test network's onion service, run by its client node. */
+export interface OnionServiceConfig {
+  /** HiddenServiceDir (tor creates it, mode 0700, and writes `hostname` there). */
+  readonly dir: string;
+  /** The onion service's virtual port (what a client asks for in BEGIN). */
+  readonly virtualPort: number;
+  /** Where tor forwards its streams: 127.0.0.1:targetPort (the HTTP file server). */
+  readonly targetPort: number;
+  /** Log file for the rend domain at info level (the descriptor upload lines; see testnet.ts). */
+  readonly logPath: string;
 }
 
 export interface TorrcNetwork {
@@ -171,6 +186,17 @@ export function buildTorrc(node: TorrcNode, net: TorrcNetwork): string {
       const p = node.clientPorts;
       if (!p) throw new InternalError('the client has no ports');
       lines.push('# ---- client ----', 'ClientOnly 1', `SocksPort 127.0.0.1:${p.socksPort}`, `ControlPort 127.0.0.1:${p.controlPort}`);
+      const hs = node.onionService;
+      if (hs) {
+        lines.push(
+          '# ---- onion service (v3, three-hop circuits: HiddenServiceSingleHopMode stays 0) ----',
+          `HiddenServiceDir ${hs.dir}`,
+          'HiddenServiceVersion 3',
+          `HiddenServicePort ${hs.virtualPort} 127.0.0.1:${hs.targetPort}`,
+          // tor logs "Uploading hidden service descriptor: finished with status 200" at info, domain rend.
+          `Log [rend]info file ${hs.logPath}`,
+        );
+      }
       break;
     }
     default:
@@ -234,6 +260,11 @@ export function torrcSafetyProblems(torrc: string): string[] {
     } else if (PORT_OPTIONS.test(key)) {
       const target = value.split(/\s+/)[0] ?? '';
       if (target !== '0' && !/^127\.0\.0\.1:\d+$/.test(target)) problems.push(`${key} must be 0 or 127.0.0.1:<port>: ${line}`);
+    } else if (/^HiddenServicePort$/i.test(key)) {
+      const target = value.split(/\s+/)[1];
+      if (target !== undefined && !/^127\.0\.0\.1:\d+$/.test(target)) problems.push(`HiddenServicePort must target 127.0.0.1:<port>: ${line}`);
+    } else if (/^(HiddenServiceSingleHopMode|HiddenServiceNonAnonymousMode)$/i.test(key)) {
+      if (value !== '0') problems.push(`${key} must stay 0 (relays refuse one-hop onion circuits): ${line}`);
     } else if (/^(Address|OutboundBindAddress|OutboundBindAddressOR|OutboundBindAddressExit)$/i.test(key)) {
       if (value !== '127.0.0.1') problems.push(`${key} must be 127.0.0.1: ${line}`);
     }
