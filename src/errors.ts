@@ -21,6 +21,7 @@ export type ErrorKind =
   | 'environment' // the machine lacks something (tor not installed, not root)
   | 'directory' // a directory document is not trustworthy (signatures, validity), or no cache gave one
   | 'circuit' // no circuit could be built through the relays tried
+  | 'onion' // an onion service's descriptor could not be had or used
   | 'internal'; // a bug in orport
 
 export type ErrorCode =
@@ -42,6 +43,7 @@ export type ErrorCode =
   | 'E_ENVIRONMENT'
   | 'E_CIRCUIT_BUILD'
   | DirectoryErrorCode
+  | OnionServiceErrorCode
   | 'E_INTERNAL';
 
 export interface OrportErrorOptions {
@@ -286,5 +288,39 @@ export class OnionAddressError extends BadArgumentError {
   constructor(problem: OnionAddressProblem, message: string) {
     super(message);
     this.problem = problem;
+  }
+}
+
+/** Why an onion service could not be reached (tor's SOCKS extended errors F0–F7 where one applies). */
+export type OnionServiceErrorCode =
+  | 'E_ONION_DESC_NOT_FOUND' // every responsible HSDir answered 404 (F0 HS_NOT_FOUND)
+  | 'E_ONION_DESC_INVALID' // descriptors came, none verified and decrypted (tor's BAD_DESC; F1)
+  | 'E_ONION_CLIENT_AUTH' // the descriptor's second layer needs client authorization (F4)
+  | 'E_ONION_NO_HSDIRS' // the consensus lists no usable HSDir
+  | 'E_ONION_DESC_FETCH'; // no responsible HSDir could be asked or gave an answer
+
+/** One HSDir asked for a descriptor, and what came of it. */
+export interface OnionHsDirAttempt {
+  /** Nickname and RSA fingerprint, as the consensus lists them. */
+  readonly hsdir: string;
+  /** 'found', 'not-found' (404), 'invalid' (a descriptor that failed a check), 'failed' (circuit, stream, other status). */
+  readonly outcome: 'found' | 'not-found' | 'invalid' | 'failed';
+  readonly error?: OrportError;
+}
+
+/**
+ * An onion service's descriptor could not be had or used: `code` says why, `address` is the
+ * service, `attempts` what each responsible HSDir did (the last failure is the `cause`).
+ */
+export class OnionServiceError extends OrportError {
+  override readonly code: OnionServiceErrorCode;
+  readonly address: string;
+  readonly attempts: readonly OnionHsDirAttempt[];
+
+  constructor(code: OnionServiceErrorCode, address: string, message: string, attempts: readonly OnionHsDirAttempt[] = [], options?: OrportErrorOptions) {
+    super(code, 'onion', message, options);
+    this.code = code;
+    this.address = address;
+    this.attempts = attempts;
   }
 }

@@ -151,6 +151,12 @@ export interface PathOptions<R extends PathRelay = PathRelay> extends PathRules 
   readonly pickGuard?: (allowed: (r: R) => boolean) => R | undefined;
   /** RSA ids not to use (relays that just failed). */
   readonly exclude?: ReadonlySet<string>;
+  /**
+   * The last hop, chosen by the caller instead of drawn as an exit (tor's internal
+   * circuits to a chosen relay: an HSDir, an introduction point); no exit policy applies,
+   * and the other hops keep out of its family. Needs at least two hops.
+   */
+  readonly lastHop?: R;
 }
 
 export interface Path<R extends PathRelay> {
@@ -169,6 +175,7 @@ export function selectPath<R extends PathRelay>(relays: readonly R[], options: P
  * Chooses the relays of an `hops`-hop circuit (1-8), first hop first: the exit (last hop)
  * first, then the guard, then each middle, no two the same or in one family
  * (circuitbuild.c `onion_extend_cpath`). One hop is a guard alone, with no exit rule.
+ * With `lastHop` that relay ends the path instead of a drawn exit.
  */
 export function selectRelays<R extends PathRelay>(relays: readonly R[], hops: number, options: PathOptions<R>): R[] {
   const port = options.port ?? 80;
@@ -180,7 +187,11 @@ export function selectRelays<R extends PathRelay>(relays: readonly R[], hops: nu
   const chosen: R[] = [];
   const apart = (r: R) => chosen.every((c) => c !== r && !sameFamily(r, c, options));
   let exit: R | undefined;
-  if (hops > 1) {
+  if (options.lastHop) {
+    if (hops < 2) throw new BadArgumentError('a circuit to a chosen last hop needs at least two hops');
+    exit = options.lastHop;
+    chosen.push(exit);
+  } else if (hops > 1) {
     const exits = pool.filter((r) => !r.flags.includes('BadExit') && policyAllows(r.exitPolicy.ipv4, port));
     exit = chooseWeighted(exits, weigh('exit'), options.random);
     if (!exit) throw new BadArgumentError(`no usable exit accepts port ${port} (of ${relays.length} relays, ${pool.length} usable)`);

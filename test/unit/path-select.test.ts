@@ -205,3 +205,16 @@ test('selectRelays: 1-8 hops, no relay twice, no two in one family, the exit acc
   );
   assert.throws(() => selectRelays([relay(1)], 9, { weights: WEIGHTS, enforceDistinctSubnets: true, random: Math.random }), BadArgumentError);
 });
+
+test('selectRelays with lastHop: the chosen relay ends the path (no exit policy), the others keep out of its family', () => {
+  const relays = Array.from({ length: 12 }, (_, i) => relay(i + 1, { address: `10.${i % 4}.0.${i + 1}` }));
+  const target = relays[5]!; // a non-exit: policy 'reject 1-65535'
+  for (let seed = 0; seed < 200; seed++) {
+    const list = selectRelays(relays, 3, { weights: WEIGHTS, enforceDistinctSubnets: true, random: seeded(seed), lastHop: target });
+    assert.equal(list.length, 3);
+    assert.strictEqual(list[2], target);
+    for (const hop of list.slice(0, 2)) assert.ok(!sameFamily(hop, target, RULES), `${hop.nickname} is apart from ${target.nickname}`);
+    assert.ok(!sameFamily(list[0]!, list[1]!, RULES));
+  }
+  assert.throws(() => selectRelays(relays, 1, { weights: WEIGHTS, enforceDistinctSubnets: true, random: Math.random, lastHop: target }), BadArgumentError);
+});
