@@ -413,6 +413,11 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
     });
   }
 
+  /** Congestion control on hop `hop` (0-based), as its handshake negotiated it; undefined: fixed windows. */
+  congestion(hop: number): ReturnType<CircuitMachine['hopCongestion']> {
+    return this.machine.hopCongestion(hop);
+  }
+
   /** Open streams (exit and directory) on this circuit. */
   get streamCount(): number {
     return this.machine.streamCount;

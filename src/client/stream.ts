@@ -126,6 +126,7 @@ export class TorStream extends Duplex implements Sendable {
         }
       },
       writable: () => this.wantToSend(),
+      buffered: () => this.readableLength,
     };
   }
 
@@ -162,9 +163,17 @@ export class TorStream extends Duplex implements Sendable {
     return this.writableEnded ? 'readOnly' : this.readableEnded ? 'writeOnly' : 'open';
   }
 
+  /** Bytes the consumer had taken at the last _read (congestion control's drain accounting). */
+  private consumed = 0;
+
   override _read(): void {
     if (!this.handle) return;
     this.machine.resumeStream(this.handle);
+    // On a congestion-controlled hop: what was read since decides XON (prop 324 §4). _read means the
+    // consumer wants more, as a writable socket does for tor: our buffer counts as drained.
+    const consumed = this.bytesRead - this.readableLength;
+    this.machine.streamDrained(this.handle, consumed - this.consumed, 0);
+    this.consumed = consumed;
     this.writer.flush();
   }
 

@@ -29,6 +29,8 @@ export interface CircuitHop {
   readonly handshake: HandshakeKind | 'fast';
   /** Milliseconds the hop took to add (connection excluded for the first hop). */
   readonly ms: number;
+  /** Congestion control negotiated with this hop (prop 324), or undefined (fixed windows). */
+  readonly congestionControl: { readonly sendmeInc: number } | undefined;
 }
 
 export class TorCircuit {
@@ -39,7 +41,9 @@ export class TorCircuit {
 
   /** @internal Records a hop that was added. */
   addHop(target: NamedTarget, handshake: HandshakeKind | 'fast', ms: number): void {
-    this.hopList.push({ index: this.hopList.length, nickname: target.nickname, rsa: target.rsa, ed25519: target.ed25519, handshake, ms });
+    const index = this.hopList.length;
+    const cc = this.circuit.congestion(index);
+    this.hopList.push({ index, nickname: target.nickname, rsa: target.rsa, ed25519: target.ed25519, handshake, ms, congestionControl: cc && { sendmeInc: cc.sendmeInc } });
   }
 
   /** The hops, first hop first. */

@@ -34,6 +34,8 @@ import type { TorStream } from './stream.js';
 import { defaultHandshake, type HandshakeKind } from './handshakes.js';
 import { policyAllows, selectRelays, type Path } from '../path/select.js';
 import { GuardSet, guardParams } from '../path/guards.js';
+import { congestionControlEnabled, congestionParams } from '../proto/ccparams.js';
+import { supportsVersion } from '../dir/consensus.js';
 
 /** One relay as the verified consensus and its microdescriptor describe it. */
 export interface RelayInfo {
@@ -130,6 +132,11 @@ export interface BuildCircuitOptions extends WaitOptions {
   attempts?: number;
   /** Relays (RSA fingerprints) not to use in a chosen path. */
   exclude?: readonly string[];
+  /**
+   * Negotiate congestion control (prop 324) with the last hop when the consensus and the
+   * relay allow it, as tor 0.4.9 does (default true); false builds with fixed windows.
+   */
+  congestionControl?: boolean;
 }
 
 export const DEFAULT_BUILD_TIMEOUT_MS = 60_000;
@@ -315,7 +322,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   async buildCircuit(options: BuildCircuitOptions = {}): Promise<TorCircuit> {
     if (this.closed) throw new BadArgumentError('the client is closed');
     const exitPort = options.exitPort ?? options.port ?? 80;
-    if (options.path === undefined && (options.hops ?? 3) === 3 && options.handshake === undefined && !options.exclude?.length) {
+    if (options.path === undefined && (options.hops ?? 3) === 3 && options.handshake === undefined && !options.exclude?.length && options.congestionControl !== false) {
       const ready = this.takePrebuilt(exitPort);
       if (ready) return ready;
     }
@@ -401,7 +408,12 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       const started = performance.now();
       circuit = new TorCircuit(await relay.createCircuit({ ...wait, handshake, target: guard, name: guard.nickname }));
       circuit.addHop(guard, handshake, performance.now() - started);
-      for (hop = 1; hop < relays.length; hop++) await circuit.extend(relays[hop]!, { ...wait, handshake: options.handshake });
+      for (hop = 1; hop < relays.length; hop++) {
+        const target = relays[hop]!;
+        // tor 0.4.9: congestion control with the exit, when the consensus and the exit allow it (ntor v3 carries the request).
+        const cc = hop === relays.length - 1 && options.congestionControl !== false && options.handshake !== 'ntor' && this.offersCongestionControl(target);
+        await circuit.extend(target, cc ? { ...wait, handshake: 'ntor-v3', congestionControl: { sendmeInc: congestionParams(this.consensus.params).sendmeInc } } : { ...wait, handshake: options.handshake });
+      }
       this.guards.markSucceeded(guard.rsa, this.now(), Math.random);
       this.saveGuards();
       return circuit;
@@ -450,6 +462,11 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       .finally(() => {
         this.prebuilding = undefined;
       });
+  }
+
+  /** DIGEST-streams §3.1: cc_alg ≠ 0 in the consensus, and the relay lists FlowCtrl=2 and Relay=4 (and has an Ed25519 id). */
+  private offersCongestionControl(relay: RelayInfo): boolean {
+    return congestionControlEnabled(this.consensus.params) && !!relay.ed25519 && supportsVersion(relay.protocols.FlowCtrl, 2) && supportsVersion(relay.protocols.Relay, 4);
   }
 
   /** Writes the guard state to the cache when it changed (never throws; awaited by close). */

@@ -2,10 +2,13 @@
  * proto/circuit — one circuit's protocol state machine: the first hop by CREATE_FAST or
  * CREATE2, more hops by EXTEND2 (tor-spec 5.1.2) and fewer by TRUNCATE, layered relay
  * crypto per hop, relay message dispatch to streams, SENDME flow control (circuit and
- * stream level, v1 authenticated), stream open/data/end, DESTROY. The handshakes' maths
+ * stream level, v1 authenticated) or, on a hop whose handshake negotiated it, congestion
+ * control (prop 324: Vegas pacing, SENDMEs every sendme_inc cells, XON/XOFF; proto/hopcc),
+ * stream open/data/end, DESTROY. The handshakes' maths
  * is crypto/handshake's: this machine frames their messages and adds the hop they make.
  *
- * Layer: protocol core. No I/O, no clock: cells go out through `CircuitOutput.sendCell`
+ * Layer: protocol core. No I/O; congestion control's clock is injected (`nowUsec`, default
+ * performance.now), nothing else reads time: cells go out through `CircuitOutput.sendCell`
  * (already framed for the channel), and everything that happens is reported through
  * `CircuitEvents` / `StreamEvents` callbacks. Randomness (CREATE_FAST's X, padding) is
  * injectable. Waiting, timeouts and promises live in the client layer.
@@ -37,6 +40,9 @@ import { CloseReason, EndReason, LinkProtocol, RelayCommand, type LinkSpecifier 
 import { CircuitCrypto, DecryptedCells, Tor1Layer, randomPadding, type Recognized, type Tor1Keys } from '../crypto/relaycrypto.js';
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
+import { HopCongestion, type StreamFlow } from './hopcc.js';
+import { DEFAULT_CONGESTION_PARAMS, type CongestionParams } from './ccparams.js';
+import { RELAY_COMMAND_XOFF, RELAY_COMMAND_XON, XoffMsg, XonMsg } from './xonxoff.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
 import { ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, ResolveMsg, ResolvedMsg, SendmeMsg, TruncatedMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
 
@@ -53,7 +59,17 @@ export interface PendingHandshake {
   readonly name: string;
   readonly message: Uint8Array;
   finish(reply: Uint8Array): Tor1Keys;
+  /** After `finish`: what was negotiated beyond the keys (ntor v3: congestion control's sendme_inc). */
+  negotiated?(): { readonly sendmeInc: number | undefined };
 }
+/**
+ * Congestion control: circuit SENDMEs are held while a stream's consumer has more than
+ * this unread (2 × tor's XOFF limit, cc_xoff_client 500 × 488 B), so the exit's cwnd bounds
+ * what it sends; an exit going past this many cells without SENDMEs is closed.
+ */
+const CC_HOLD_BYTES = 2 * 500 * 488;
+const CC_MAX_HELD_CELLS = 10_000;
+
 /** A DATA cell leaving 4 zero bytes and 16 random bytes of padding (relay.c connection_edge_get_inbuf_bytes_to_package). */
 const SHORT_CELL_DATA = RELAY_DATA_MAX - 20;
 
@@ -92,8 +108,10 @@ export interface StreamEvents {
   data(data: Uint8Array): boolean;
   /** The stream ended: `error` is null for END with reason DONE, else why it ended. Called once. */
   ended(error: OrportError | null, end?: EndMsg): void;
-  /** The stream's package window has room again after a SENDME. */
+  /** The stream's package window has room again after a SENDME (or an XON). */
   writable?(): void;
+  /** Bytes delivered and not yet read by the consumer (congestion control's XOFF decision). */
+  buffered?(): number;
 }
 
 /** What a RESOLVE (tor-spec 6.4) reports: the answers, or the error that ended it. Called once. */
@@ -116,6 +134,8 @@ interface Hop {
   /** DATA cells sent to this hop, and which one of the current 100 must be short (tor's randomness rule). */
   dataSent: number;
   shortAt: number;
+  /** Congestion control, when the handshake negotiated it (prop 324): it replaces the windows. */
+  cc: HopCongestion | undefined;
 }
 
 /** An open stream, as `openStream` returns it; stream calls act only on this very stream. */
@@ -131,6 +151,10 @@ interface Stream extends StreamHandle {
   paused: boolean;
   deliver: DeliverWindow;
   package: PackageWindow;
+  /** XON/XOFF on a congestion-controlled hop (no stream windows there). */
+  flow: StreamFlow | undefined;
+  /** An XOFF of ours is outstanding. */
+  xoffSent?: boolean;
 }
 
 export type CircuitState = 'new' | 'creating' | 'open' | 'destroyed';
@@ -142,6 +166,10 @@ export interface CircuitOptions {
   randomFill?: (buf: Uint8Array, offset: number, size: number) => void;
   /** Consensus `sendme_accept_min_version` (0 unless told). */
   sendmeAcceptMinVersion?: number;
+  /** Congestion-control parameters (the consensus'), for hops that negotiate it; default tor's. */
+  congestion?: CongestionParams;
+  /** A monotonic clock in microseconds, for congestion control's RTTs (default performance.now). */
+  nowUsec?: () => number;
 }
 
 export class CircuitMachine {
@@ -166,10 +194,12 @@ export class CircuitMachine {
   private readonly random: (n: number) => Uint8Array;
   private readonly randomFill: (buf: Uint8Array, offset: number, size: number) => void;
   private readonly sendmeAcceptMinVersion: number;
+  private readonly congestion: CongestionParams;
+  private readonly nowUsec: () => number;
   /** Why the circuit closed, once it has: later calls fail with it. */
   private closeError: OrportError | undefined;
   /** Cells received and sent (for stats and tests). */
-  readonly counters = { cellsIn: 0, cellsOut: 0, dataIn: 0, dataOut: 0, sendmesOut: 0, sendmesIn: 0, dropped: 0, beyondHalfClosed: 0 };
+  readonly counters = { cellsIn: 0, cellsOut: 0, dataIn: 0, dataOut: 0, sendmesOut: 0, sendmesIn: 0, dropped: 0, beyondHalfClosed: 0, sendmesHeld: 0, xoffsOut: 0, xonsOut: 0, xoffsIn: 0, xonsIn: 0 };
 
   constructor(
     readonly circId: number,
@@ -181,6 +211,9 @@ export class CircuitMachine {
     this.random = options.randomBytes ?? ((n) => new Uint8Array(randomBytes(n)));
     this.randomFill = options.randomFill ?? randomPadding;
     this.sendmeAcceptMinVersion = options.sendmeAcceptMinVersion ?? 0;
+    this.congestion = options.congestion ?? DEFAULT_CONGESTION_PARAMS;
+    // tor treats 0 as "unset": start above it.
+    this.nowUsec = options.nowUsec ?? (() => Math.floor(performance.now() * 1000) + 1);
   }
 
   get streamCount(): number {
@@ -237,7 +270,7 @@ export class CircuitMachine {
     const name = this.pendingName;
     this.pending = undefined;
     this.pendingName = undefined;
-    this.addHop(pending.finish(created.handshakeData), name);
+    this.addHop(pending.finish(created.handshakeData), name, pending.negotiated?.().sendmeInc);
     this.state = 'open';
     this.events.opened();
   }
@@ -296,7 +329,7 @@ export class CircuitMachine {
       if (err instanceof OrportError) this.events.extendFailed?.(err);
       throw err;
     }
-    this.addHop(keys, name);
+    this.addHop(keys, name, pending.negotiated?.().sendmeInc);
     this.events.extended?.(this.hops.length);
   }
 
@@ -344,11 +377,21 @@ export class CircuitMachine {
     this.events.opened();
   }
 
-  /** Adds a hop whose keys have been agreed (by CREATE_FAST, ntor, or EXTEND2); `name` names it in errors. */
-  addHop(keys: Tor1Keys, name?: string): void {
-    this.crypto.addHop(new Tor1Layer(keys));
+  /**
+   * Adds a hop whose keys have been agreed (by CREATE_FAST, ntor, or EXTEND2); `name` names
+   * it in errors; `sendmeInc` when its handshake turned congestion control on (prop 324).
+   */
+  addHop(keys: Tor1Keys, name?: string, sendmeInc?: number): void {
     const label = `circuit ${this.circId} hop #${this.hops.length + 1}${name ? ` (${name})` : ''}`;
-    this.hops.push({ name, deliver: new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label), dataSent: 0, shortAt: 0 });
+    const cc = sendmeInc === undefined ? undefined : new HopCongestion(this.congestion, sendmeInc, label);
+    this.crypto.addHop(new Tor1Layer(keys));
+    this.hops.push({ name, deliver: cc?.deliver ?? new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label), dataSent: 0, shortAt: 0, cc });
+  }
+
+  /** What congestion control hop `hop` runs (undefined: fixed windows). */
+  hopCongestion(hop: number): { readonly sendmeInc: number; readonly cwnd: number; readonly inflight: number; readonly inSlowStart: boolean } | undefined {
+    const cc = this.hops[hop]?.cc;
+    return cc && { sendmeInc: cc.sendmeInc, cwnd: cc.vegas.cwnd, inflight: cc.vegas.inflight, inSlowStart: cc.vegas.inSlowStart };
   }
 
   // -------------------------------------------------------------------------------
@@ -509,6 +552,10 @@ export class CircuitMachine {
       case 12: // RESOLVED
         this.handleResolved(streamId, hop, body);
         return;
+      case RELAY_COMMAND_XOFF:
+      case RELAY_COMMAND_XON:
+        this.handleFlowControl(command, streamId, hop, body);
+        return;
       case 10: // DROP: a long-range dummy
         return;
       case 15: // EXTENDED2
@@ -558,19 +605,92 @@ export class CircuitMachine {
       this.counters.dropped++;
       return;
     }
+    if (stream.flow) {
+      // prop 324 §4: no stream window; XOFF when the consumer's buffer runs over (tor's policy).
+      const signal = stream.flow.receiver.onData(this.nowUsec(), stream.events.buffered?.() ?? 0);
+      stream.events.data(body);
+      this.sendFlowSignal(stream, signal);
+      return;
+    }
     stream.deliver.take();
     const wantMore = stream.events.data(body);
     if (!wantMore) stream.paused = true;
     if (!stream.paused) this.sendStreamSendmes(stream);
   }
 
+  /**
+   * XOFF as tor's policy decides; XON only to end an XOFF, with rate 0 (unlimited), as Arti
+   * does: an in-process consumer's drain rate is no guide for the exit, which would
+   * rate-limit the stream to it (no advisory XONs either).
+   */
+  private sendFlowSignal(stream: Stream, signal: 'xon' | 'xoff' | null): void {
+    if (!signal || this.state !== 'open') return;
+    if (signal === 'xon' && !stream.xoffSent) return;
+    stream.xoffSent = signal === 'xoff';
+    const msg = signal === 'xoff' ? new XoffMsg() : new XonMsg(0);
+    this.counters[signal === 'xoff' ? 'xoffsOut' : 'xonsOut']++;
+    this.sendRelay(stream.hop, msg.command, stream.id, msg.encode());
+  }
+
+  /** XON / XOFF from the exit (prop 324 §4.1): ignored off congestion control, dropped for unknown streams. */
+  private handleFlowControl(command: number, streamId: number, hop: number, body: Uint8Array): void {
+    if (!this.hops[hop]!.cc) {
+      this.counters.dropped++;
+      return;
+    }
+    const stream = this.streamFor(streamId, hop, command === RELAY_COMMAND_XOFF ? 'XOFF' : 'XON');
+    if (!stream?.flow) return;
+    this.counters[command === RELAY_COMMAND_XOFF ? 'xoffsIn' : 'xonsIn']++;
+    if (command === RELAY_COMMAND_XOFF) stream.flow.sender.onXoff();
+    else {
+      stream.flow.sender.onXon(body);
+      stream.events.writable?.();
+    }
+  }
+
+  /** The consumer of a stream on a congestion-controlled hop read `written` bytes; `bufferedAfter` remain (XON policy). */
+  streamDrained(streamRef: number | StreamHandle, written: number, bufferedAfter: number): void {
+    const stream = this.lookup(streamRef);
+    if (!stream?.flow || this.state !== 'open') return;
+    this.sendFlowSignal(stream, stream.flow.receiver.onDrain(this.nowUsec(), written, bufferedAfter));
+    this.releaseSendmes(stream.hop);
+  }
+
   /** tor-spec 7.3 / prop289: a circuit SENDME carrying the digest of the cell that triggered it. */
   private maybeSendCircuitSendme(hop: number, digest: Uint8Array | string): void {
-    const deliver = this.hops[hop]!.deliver;
-    if (!deliver.sendmeDue) return;
-    deliver.sentSendme();
+    const h = this.hops[hop]!;
+    if (!h.deliver.sendmeDue) return;
+    h.deliver.sentSendme();
+    const cc = h.cc;
+    if (cc && (cc.owed.length > 0 || this.holding(hop))) {
+      // A consumer is far behind: the exit's cwnd fills and it stops (tor's exits keep packaging what they
+      // read before an XOFF). One that sends on past its cwnd is not congestion-controlling: close.
+      cc.owed.push(digest);
+      this.counters.sendmesHeld++;
+      if (cc.owed.length * cc.sendmeInc > CC_MAX_HELD_CELLS) {
+        throw new ProtocolError(`${this.hopLabel(hop)} sent ${cc.owed.length * cc.sendmeInc} DATA cells without our circuit SENDMEs (a congestion window is at most ${CC_MAX_HELD_CELLS} here)`);
+      }
+      return;
+    }
+    this.sendCircuitSendme(hop, digest);
+  }
+
+  private sendCircuitSendme(hop: number, digest: Uint8Array | string): void {
     this.counters.sendmesOut++;
     this.sendRelay(hop, 5, 0, new SendmeMsg(1, typeof digest === 'string' ? Buffer.from(digest, 'base64') : digest).encode());
+  }
+
+  /** Is a consumer on congestion-controlled hop `hop` so far behind that we hold its circuit SENDMEs? */
+  private holding(hop: number): boolean {
+    for (const s of this.streams.values()) if (s.hop === hop && s.flow && (s.events.buffered?.() ?? 0) > CC_HOLD_BYTES) return true;
+    return false;
+  }
+
+  /** Sends the circuit SENDMEs held for hop `hop`, in order, once no consumer there is far behind. */
+  private releaseSendmes(hop: number): void {
+    const cc = this.hops[hop]?.cc;
+    if (!cc || cc.owed.length === 0 || this.state !== 'open' || this.holding(hop)) return;
+    for (const digest of cc.owed.splice(0)) this.sendCircuitSendme(hop, digest);
   }
 
   /** tor-spec 7.4: stream SENDMEs while the window is ≤ 450 and the consumer keeps up. */
@@ -584,12 +704,16 @@ export class CircuitMachine {
 
   private handleSendme(hop: number, streamId: number, body: Uint8Array): void {
     this.counters.sendmesIn++;
+    const cc = this.hops[hop]!.cc;
     if (streamId === 0) {
       const msg = SendmeMsg.decode(body);
-      this.hops[hop]!.package.handleCircuitSendme(msg.version, msg.digest, this.sendmeAcceptMinVersion);
+      if (cc) cc.onSendme(msg.version, msg.digest, this.nowUsec());
+      else this.hops[hop]!.package.handleCircuitSendme(msg.version, msg.digest, this.sendmeAcceptMinVersion);
       for (const stream of this.streams.values()) if (stream.hop === hop) stream.events.writable?.();
       return;
     }
+    // DIGEST-streams §2.4: a stream SENDME on a congestion-controlled circuit closes it.
+    if (cc) throw new ProtocolError(`a stream SENDME (stream ${streamId}) from ${this.hopLabel(hop)}, which runs congestion control (prop 324: no stream SENDMEs)`);
     const stream = this.streamFor(streamId, hop, 'SENDME');
     if (!stream) return;
     stream.package.handleSendme();
@@ -617,6 +741,7 @@ export class CircuitMachine {
       paused: false,
       deliver: new DeliverWindow(STREAM_WINDOW, `stream ${streamId}`),
       package: new PackageWindow(STREAM_WINDOW, `stream ${streamId}`),
+      flow: this.hops[hop]!.cc?.streamFlow(),
     };
     this.streams.set(streamId, stream);
     this.events.streamsChanged?.(1);
@@ -633,6 +758,7 @@ export class CircuitMachine {
   private forget(stream: Stream): void {
     this.streams.delete(stream.id);
     this.events.streamsChanged?.(-1);
+    if (stream.flow) this.releaseSendmes(stream.hop);
   }
 
   /**
@@ -710,18 +836,24 @@ export class CircuitMachine {
     if (!stream) throw new BadArgumentError(`stream ${typeof streamRef === 'number' ? streamRef : streamRef.id} is not open on circuit ${this.circId}`);
     const streamId = stream.id;
     const hop = this.hops[stream.hop]!;
+    const cc = hop.cc;
     let sent = 0;
-    while (sent < data.length && stream.package.canSend && hop.package.canSend) {
+    while (sent < data.length && (cc ? cc.packageWindow > 0 && stream.flow!.sender.canPackage : stream.package.canSend && hop.package.canSend)) {
       // DIGEST-streams §2.3: one cell in each 100, at a random place from 50 on, leaves ≥ 20 bytes of padding.
       const inWindow = hop.dataSent % CIRCUIT_WINDOW.increment;
       if (inWindow === 0) hop.shortAt = 50 + (this.random(1)[0]! % 50);
       hop.dataSent++;
       const piece = data.subarray(sent, sent + (inWindow === hop.shortAt ? SHORT_CELL_DATA : RELAY_DATA_MAX));
-      const record = hop.package.recordNext;
-      const digest = this.sendRelay(stream.hop, 2, streamId, piece);
-      if (record) hop.package.remember(digest);
-      hop.package.take();
-      stream.package.take();
+      if (cc) {
+        cc.noteSent(this.sendRelay(stream.hop, 2, streamId, piece), this.nowUsec());
+        stream.flow!.sender.noteSentData(piece.length);
+      } else {
+        const record = hop.package.recordNext;
+        const digest = this.sendRelay(stream.hop, 2, streamId, piece);
+        if (record) hop.package.remember(digest);
+        hop.package.take();
+        stream.package.take();
+      }
       this.counters.dataOut++;
       sent += piece.length;
     }

@@ -1,6 +1,6 @@
 /**
  * proto/xonxoff — stream flow control on congestion-controlled circuits (prop 324 §4.1):
- * the RELAY_XON (43) / RELAY_XOFF (44) bodies, the receiver's policy (when we send XOFF
+ * the RELAY_XOFF (43) / RELAY_XON (44) bodies, the receiver's policy (when we send XOFF
  * and XON for a stream we read from), and the sender's state (what an XOFF / XON from
  * the exit does to a stream we write to), as tor 0.4.9 does them.
  *
@@ -29,8 +29,9 @@ import type { CongestionParams } from './ccparams.js';
 import { RELAY_PAYLOAD_SIZE_MIN } from './ccparams.js';
 import { nCountEwma } from './vegas.js';
 
-export const RELAY_COMMAND_XON = 43;
-export const RELAY_COMMAND_XOFF = 44;
+/** tor's or.h: RELAY_COMMAND_XOFF 43, RELAY_COMMAND_XON 44 (DIGEST-streams §3.4 has them swapped). */
+export const RELAY_COMMAND_XOFF = 43;
+export const RELAY_COMMAND_XON = 44;
 
 const INT32_MAX = 0x7fffffff;
 const UINT32_MAX = 0xffffffff;

@@ -1,0 +1,144 @@
+/**
+ * Congestion control (prop 324) against tor 0.4.9 exits on the private network: buildCircuit
+ * negotiates it with the exit (ntor v3's extension; the exit answers sendme_inc), a 20 MiB
+ * download and a 5 MiB upload come out intact on such a circuit, the exit's circuit
+ * SENDMEs arrive every sendme_inc cells of our upload (not every 100: the wire shows the
+ * negotiation) and no stream SENDME ever comes, and a reader paused for 5 s gets an XOFF
+ * sent for it and an XON once it drains, with the buffer bounded. `congestionControl:
+ * false` builds with fixed windows.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Network } from '../../src/dir/network.js';
+import { TorClient } from '../../src/client/torclient.js';
+import type { TorStream } from '../../src/client/stream.js';
+import { loadTestnet, testnetSkipReason } from './testnet.js';
+
+async function getFile(stream: TorStream, path: string, pause?: (bytes: number) => Promise<void>): Promise<{ sha256: string; bytes: number }> {
+  stream.write(`GET ${path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
+  const hash = createHash('sha256');
+  let head = Buffer.alloc(0);
+  let body = false;
+  let bytes = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let data = chunk;
+    if (!body) {
+      head = Buffer.concat([head, data]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) continue;
+      data = head.subarray(end + 4);
+      body = true;
+    }
+    hash.update(data);
+    bytes += data.length;
+    await pause?.(bytes);
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
+  let client: TorClient;
+  let echo: Server;
+  let echoPort: number;
+  const net = () => loadTestnet();
+  const path = () => new URL(net().http.url).pathname;
+  before(async () => {
+    client = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
+    echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    echoPort = (echo.address() as { port: number }).port;
+  });
+  after(async () => {
+    await client?.close();
+    await new Promise((resolve) => echo?.close(resolve));
+  });
+
+  it('negotiated with the exit only; 20 MiB down intact', async () => {
+    const circuit = await client.buildCircuit({ exitPort: net().http.port });
+    try {
+      assert.deepEqual(circuit.hops.map((h) => h.congestionControl !== undefined), [false, false, true]);
+      const sendmeInc = circuit.hops[2]!.congestionControl!.sendmeInc;
+      assert.ok(sendmeInc >= 30 && sendmeInc <= 32, `sendme_inc ${sendmeInc}`);
+      const got = await getFile(await circuit.openStream('127.0.0.1', net().http.port), path());
+      assert.equal(got.sha256, net().http.fileSha256);
+      const c = circuit.counters;
+      // Our circuit SENDMEs: one per sendme_inc DATA cells from the exit (≈ 43,000 cells / 31), none per stream.
+      assert.ok(c.sendmesOut >= Math.floor(c.dataIn / sendmeInc) - 1 && c.sendmesOut <= Math.ceil(c.dataIn / sendmeInc) + 1, `${c.sendmesOut} SENDMEs for ${c.dataIn} DATA cells`);
+    } finally {
+      await circuit.close();
+    }
+  });
+
+  it('5 MiB up intact; the exit acknowledges every sendme_inc cells and sends no stream SENDME', async () => {
+    const circuit = await client.buildCircuit({ exitPort: echoPort });
+    try {
+      const sendmeInc = circuit.hops[2]!.congestionControl!.sendmeInc;
+      const stream = await circuit.openStream('127.0.0.1', echoPort);
+      const data = Buffer.alloc(5 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2246822519) >>> 0, i);
+      const hash = createHash('sha256');
+      let got = 0;
+      const done = new Promise<void>((resolve, reject) => {
+        stream.on('data', (c: Buffer) => {
+          hash.update(c);
+          got += c.length;
+          if (got >= data.length) resolve();
+        });
+        stream.once('error', reject);
+      });
+      for (let i = 0; i < data.length; i += 65536) if (!stream.write(data.subarray(i, i + 65536))) await new Promise((r) => stream.once('drain', r));
+      await done;
+      assert.equal(hash.digest('hex'), createHash('sha256').update(data).digest('hex'));
+      const c = circuit.counters;
+      const expected = Math.floor(c.dataOut / sendmeInc);
+      assert.ok(c.sendmesIn >= expected - 2 && c.sendmesIn <= expected + 1, `${c.sendmesIn} SENDMEs from the exit for our ${c.dataOut} DATA cells (sendme_inc ${sendmeInc}; fixed windows would give ${Math.floor(c.dataOut / 100)})`);
+      stream.destroy();
+    } finally {
+      await circuit.close();
+    }
+  });
+
+  it('a reader paused 5 s: XOFF goes out, XON after it drains; the buffer stays bounded; sha256 right', async () => {
+    const circuit = await client.buildCircuit({ exitPort: net().http.port });
+    try {
+      const stream = await circuit.openStream('127.0.0.1', net().http.port);
+      let paused = false;
+      let buffered = 0;
+      let xoffsDuringPause = 0;
+      const heapBefore = process.memoryUsage().heapUsed;
+      let heapDuring = 0;
+      const got = await getFile(stream, path(), async (bytes) => {
+        if (!paused && bytes > 2 * 1024 * 1024) {
+          paused = true;
+          await sleep(5000);
+          buffered = stream.readableLength;
+          xoffsDuringPause = circuit.counters.xoffsOut;
+          heapDuring = process.memoryUsage().heapUsed;
+        }
+      });
+      assert.equal(got.sha256, net().http.fileSha256);
+      console.log(`# paused 5 s with congestion control: ${buffered} bytes buffered, heap growth ${((heapDuring - heapBefore) / 1048576).toFixed(1)} MiB, XOFF ${circuit.counters.xoffsOut}, XON ${circuit.counters.xonsOut}`);
+      assert.ok(xoffsDuringPause >= 1, 'an XOFF went out while the reader was paused');
+      assert.ok(circuit.counters.xonsOut >= 1, 'an XON once it drained');
+      // The XOFF limit (cc_xoff_client 500 × 488 B) plus what was in flight (a congestion window).
+      assert.ok(buffered < 4 * 1024 * 1024, `${buffered} bytes buffered`);
+    } finally {
+      await circuit.close();
+    }
+  });
+
+  it('congestionControl: false builds with fixed windows', async () => {
+    const circuit = await client.buildCircuit({ exitPort: net().http.port, congestionControl: false });
+    try {
+      assert.ok(circuit.hops.every((h) => h.congestionControl === undefined));
+      const got = await getFile(await circuit.openStream('127.0.0.1', net().http.port), path());
+      assert.equal(got.sha256, net().http.fileSha256);
+    } finally {
+      await circuit.close();
+    }
+  });
+});
