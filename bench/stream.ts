@@ -8,7 +8,12 @@
  * client process (utime + stime from /proc/PID/stat; curl's CPU is the application's,
  * not counted), and the ratios.
  *
- *   npm run bench -- stream [--rounds 5] [--json]
+ *   npm run bench -- stream [--rounds 5] [--latency MS] [--json]
+ *
+ * orport runs twice per round: with congestion control negotiated with the exit (prop
+ * 324, the default, as C tor does) and with fixed SENDME windows (`congestionControl:
+ * false`); `--latency MS` boots the network with that one-way delay on every ORPort link
+ * (testnet/delay), where fixed windows bind.
  *
  * The machine is shared and has 2 cores, which the relays use too: the load average is
  * printed; medians are reported. Nothing here asserts time; exit status 1 when a
@@ -27,17 +32,22 @@ import { quantile, runOnTestnet } from './testnet-run.js';
 interface Options {
   rounds: number;
   json: boolean;
+  latencyMs: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const opts: Options = { rounds: 5, json: false };
+  const opts: Options = { rounds: 5, json: false, latencyMs: 0 };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--rounds') opts.rounds = Math.max(1, Number(argv[++i]) || 5);
+    else if (argv[i] === '--latency') opts.latencyMs = Math.max(0, Number(argv[++i]) || 0);
     else if (argv[i] === '--json') opts.json = true;
-    else throw new Error(`unknown option ${argv[i]}\nusage: npm run bench -- stream [--rounds N] [--json]`);
+    else throw new Error(`unknown option ${argv[i]}\nusage: npm run bench -- stream [--rounds N] [--latency MS] [--json]`);
   }
   return opts;
 }
+
+type Who = 'orport' | 'orport fixed windows' | 'C tor';
+const WHO: readonly Who[] = ['orport', 'orport fixed windows', 'C tor'];
 
 interface Sample {
   bytes: number;
@@ -54,16 +64,20 @@ function processCpu(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
-async function orportRound(client: TorClient, description: TestnetDescription): Promise<Sample> {
+async function orportRound(client: TorClient, description: TestnetDescription, congestionControl: boolean): Promise<Sample> {
   const { port, url } = description.http;
+  const circuit = await client.buildCircuit({ exitPort: port, congestionControl });
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  const stream = await client.connect('127.0.0.1', port);
+  const stream = await circuit.openStream('127.0.0.1', port);
   stream.write(`GET ${new URL(url).pathname} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
   let bytes = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) bytes += chunk.length;
   const c1 = process.cpuUsage(c0);
-  return { bytes, seconds: (performance.now() - t0) / 1000, cpuSeconds: (c1.user + c1.system) / 1e6 };
+  const seconds = (performance.now() - t0) / 1000;
+  if (congestionControl && !circuit.hops[2]!.congestionControl) throw new Error('congestion control was not negotiated');
+  await circuit.close();
+  return { bytes, seconds, cpuSeconds: (c1.user + c1.system) / 1e6 };
 }
 
 async function ctorRound(description: TestnetDescription): Promise<Sample> {
@@ -87,16 +101,16 @@ async function ctorRound(description: TestnetDescription): Promise<Sample> {
 async function bench(description: TestnetDescription, opts: Options, signal: AbortSignal, say: (m: string) => void): Promise<number> {
   const network = Network.fromTorrc(readFileSync(description.networkFile, 'utf8'));
   const client = await TorClient.create({ network, refresh: false, signal, timeoutMs: 60_000 });
-  const rows: Record<'orport' | 'C tor', Sample[]> = { orport: [], 'C tor': [] };
+  const rows: Record<Who, Sample[]> = { orport: [], 'orport fixed windows': [], 'C tor': [] };
   const failures: string[] = [];
   try {
     const expected = description.http.fileBytes;
     say(`${opts.rounds} rounds of ${(expected / 1048576).toFixed(0)} MiB each, after one warm-up each`);
     for (let round = -1; round < opts.rounds; round++) {
-      for (const who of round & 1 ? (['C tor', 'orport'] as const) : (['orport', 'C tor'] as const)) {
+      for (const who of round & 1 ? [...WHO].reverse() : WHO) {
         if (signal.aborted) throw signal.reason;
         try {
-          const s = who === 'orport' ? await orportRound(client, description) : await ctorRound(description);
+          const s = who === 'C tor' ? await ctorRound(description) : await orportRound(client, description, who === 'orport');
           // orport counts the HTTP head too; curl only the body.
           if (s.bytes < expected) throw new Error(`${s.bytes} of ${expected} bytes`);
           if (round >= 0) rows[who].push(s);
@@ -111,8 +125,8 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
   const mbps = (s: Sample) => s.bytes / 1e6 / s.seconds;
   const cpuPerMiB = (s: Sample) => s.cpuSeconds / (s.bytes / 1048576);
   const summary = Object.fromEntries(
-    (['orport', 'C tor'] as const).map((who) => [who, { mbps: quantile(rows[who].map(mbps), 0.5), cpuPerMiB: quantile(rows[who].map(cpuPerMiB), 0.5), rounds: rows[who].length }]),
-  ) as Record<'orport' | 'C tor', { mbps: number; cpuPerMiB: number; rounds: number }>;
+    WHO.map((who) => [who, { mbps: quantile(rows[who].map(mbps), 0.5), cpuPerMiB: quantile(rows[who].map(cpuPerMiB), 0.5), rounds: rows[who].length }]),
+  ) as Record<Who, { mbps: number; cpuPerMiB: number; rounds: number }>;
   const load = loadavg().map((x) => x.toFixed(2)).join(' ');
   if (opts.json) process.stdout.write(JSON.stringify({ torVersion: description.torVersion, summary, rows, load, failures }, null, 1) + '\n');
   else {
@@ -120,10 +134,11 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
     const c = summary['C tor'];
     process.stdout.write(
       [
-        `bench/stream: ${(description.http.fileBytes / 1048576).toFixed(0)} MiB over three hops (tor ${description.torVersion}); ${cpus().length} CPUs, load ${load}; medians of ${opts.rounds} rounds`,
+        `bench/stream: ${(description.http.fileBytes / 1048576).toFixed(0)} MiB over three hops (tor ${description.torVersion}), links ${opts.latencyMs} ms one way; ${cpus().length} CPUs, load ${load}; medians of ${opts.rounds} rounds`,
         '| client | MB/s | client CPU s per MiB |',
         '|---|---|---|',
-        `| orport | ${o.mbps.toFixed(1)} | ${o.cpuPerMiB.toFixed(4)} |`,
+        `| orport (congestion control) | ${o.mbps.toFixed(1)} | ${o.cpuPerMiB.toFixed(4)} |`,
+        `| orport (fixed windows) | ${summary['orport fixed windows'].mbps.toFixed(1)} | ${summary['orport fixed windows'].cpuPerMiB.toFixed(4)} |`,
         `| C tor (curl via SocksPort; tor's CPU) | ${c.mbps.toFixed(1)} | ${c.cpuPerMiB.toFixed(4)} |`,
         `throughput orport / C tor: ${(o.mbps / c.mbps).toFixed(2)}× (target ≥ 1.0); CPU per MiB orport / C tor: ${(o.cpuPerMiB / c.cpuPerMiB).toFixed(2)}× (target ≤ 1.0)`,
         ...(failures.length ? [`failures (${failures.length}):`, ...failures.map((f) => `  ${f}`)] : []),
@@ -137,7 +152,7 @@ const opts = parseOptions(process.argv.slice(2));
 const say = (m: string) => {
   if (!opts.json) process.stderr.write(`bench/stream: ${m}\n`);
 };
-runOnTestnet({ name: 'stream', say, client: true, httpFileBytes: 20 * 1024 * 1024 }, (description, signal) => bench(description, opts, signal, say)).then(
+runOnTestnet({ name: 'stream', say, client: true, httpFileBytes: 20 * 1024 * 1024, latencyMs: opts.latencyMs }, (description, signal) => bench(description, opts, signal, say)).then(
   (code) => {
     process.exitCode = code;
   },
