@@ -14,7 +14,7 @@ import { BeginDirMsg, BeginMsg } from '../codec/relaymsg.js';
 import { AddrType, EndReason } from '../codec/datatype.js';
 import { isIPv6 } from 'node:net';
 import { TorStream, type StreamOpening, type TorStreamOptions } from './stream.js';
-import type { CircuitMachine, PendingHandshake, StreamHandle } from '../proto/circuit.js';
+import type { CircuitMachine, CircuitOptions, PendingHandshake, StreamHandle } from '../proto/circuit.js';
 import type { ChannelMachine } from '../proto/channel.js';
 import { boundedWait, startDeadline, type Deadline, type WaitOptions } from './wait.js';
 import type { CellWriter } from './cellwriter.js';
@@ -34,6 +34,8 @@ export interface CreateCircuitOptions extends WaitOptions {
   target?: CircuitTarget;
   /** Names the hop in errors ("hop #1 (name)"; default: the target's nickname or fingerprint, else the relay's address:port). */
   name?: string | undefined;
+  /** The consensus' parameters for this circuit (congestion control's cc_*, sendme_accept_min_version). */
+  params?: Pick<CircuitOptions, 'congestion' | 'sendmeAcceptMinVersion'>;
 }
 
 export interface ExtendOptions extends WaitOptions {
@@ -150,21 +152,24 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
     }
     const what = `${pending ? `CREATED2 (${pending.name})` : 'CREATED_FAST'} for hop #1 (${name}) from ${relay.address}:${relay.port}`;
     return boundedWait<RelayCircuit<R>>(what, options, DEFAULT_CREATE_TIMEOUT_MS, ({ resolve, reject }) => {
-      const machine = channel.newCircuit({
-        opened: () => {
-          const circuit = new RelayCircuit(relay, machine, writer);
-          wrappers.set(machine, circuit);
-          resolve(circuit);
+      const machine = channel.newCircuit(
+        {
+          opened: () => {
+            const circuit = new RelayCircuit(relay, machine, writer);
+            wrappers.set(machine, circuit);
+            resolve(circuit);
+          },
+          destroyed: (error) => {
+            wrappers.get(machine)?.settleExtend(error);
+            wrappers.get(machine)?.settleTruncate(error);
+            reject(error);
+          },
+          extended: () => wrappers.get(machine)?.settleExtend(null),
+          extendFailed: (error) => wrappers.get(machine)?.settleExtend(error),
+          truncated: () => wrappers.get(machine)?.settleTruncate(null),
         },
-        destroyed: (error) => {
-          wrappers.get(machine)?.settleExtend(error);
-          wrappers.get(machine)?.settleTruncate(error);
-          reject(error);
-        },
-        extended: () => wrappers.get(machine)?.settleExtend(null),
-        extendFailed: (error) => wrappers.get(machine)?.settleExtend(error),
-        truncated: () => wrappers.get(machine)?.settleTruncate(null),
-      });
+        options.params,
+      );
       if (pending) machine.startCreate2(pending, name);
       else machine.startCreateFast(name);
       return () => machine.destroy();

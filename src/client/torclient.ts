@@ -406,7 +406,10 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       const relay = await this.channels.get(guard, wait);
       const handshake = options.handshake ?? defaultHandshake(guard);
       const started = performance.now();
-      circuit = new TorCircuit(await relay.createCircuit({ ...wait, handshake, target: guard, name: guard.nickname }));
+      const params = this.consensus.params;
+      circuit = new TorCircuit(
+        await relay.createCircuit({ ...wait, handshake, target: guard, name: guard.nickname, params: { congestion: congestionParams(params), sendmeAcceptMinVersion: params.sendme_accept_min_version ?? 0 } }),
+      );
       circuit.addHop(guard, handshake, performance.now() - started);
       for (hop = 1; hop < relays.length; hop++) {
         const target = relays[hop]!;

@@ -414,7 +414,7 @@ export class ChannelMachine {
   }
 
   /** Registers a new circuit (not yet created: call its `startCreateFast`). */
-  newCircuit(events: CircuitEvents): CircuitMachine {
+  newCircuit(events: CircuitEvents, options?: CircuitOptions): CircuitMachine {
     if (this.state !== 'open') throw this.closeError ?? new ChannelClosedError('local', `the channel is not open (state ${this.state})`);
     const circId = this.allocateCircId();
     const circuit = new CircuitMachine(
@@ -432,7 +432,7 @@ export class ChannelMachine {
           this.openStreams += delta;
         },
       },
-      this.options.circuit,
+      options ? { ...this.options.circuit, ...options } : this.options.circuit,
     );
     this.circuits.set(circId, circuit);
     return circuit;
