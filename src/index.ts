@@ -80,3 +80,6 @@ export type { OpenStreamOptions } from './client/circuit.js';
 export { MAX_CIRCUIT_DIRTINESS_MS, DEFAULT_TOR_CONNECT_TIMEOUT_MS, type TorConnectOptions } from './client/exitpool.js';
 export type { StreamConnector, StreamConnectOptions, ConnectedStream } from './adapters/connector.js';
 export { listenSocks, type SocksServer, type SocksServerOptions, type SocksStreamInfo } from './adapters/socksserver.js';
+export { parseOnionAddress, encodeOnionAddress, isOnionHostname, type OnionAddress } from './onion/address.js';
+export { fetchOnionDescriptor, clearOnionDescriptorCache, type OnionDescriptorResult, type FetchOnionDescriptorOptions } from './onion/lookup.js';
+export { decodeHsDescriptor } from './onion/descriptor.js';
