@@ -121,8 +121,14 @@ export class TorStream extends Duplex implements Sendable {
           this.destroy(error);
         } else {
           // END DONE (or our own END): the readable side ends; writes after it fail.
-          pending?.callback(new StreamClosedError('relay', 'DONE', 6, 'the stream ended while data was waiting to be sent'));
           this.push(null);
+          // The unsent write fails, but only once the reader has had every byte that came
+          // (a write error destroys the whole Duplex, and with it what is still buffered).
+          if (pending) {
+            const fail = () => pending.callback(new StreamClosedError('relay', 'DONE', 6, 'the stream ended while data was waiting to be sent'));
+            if (this.readableEnded || this.readableLength === 0) fail();
+            else this.once('end', fail);
+          }
         }
       },
       writable: () => this.wantToSend(),
