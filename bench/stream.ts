@@ -8,7 +8,8 @@
  * client process (utime + stime from /proc/PID/stat; curl's CPU is the application's,
  * not counted), and the ratios.
  *
- *   npm run bench -- stream [--rounds 5] [--latency MS] [--json]
+ *   npm run bench -- stream [--rounds 5] [--latency MS[,MS…]] [--json]
+ *   npm run bench -- stream --latency 0,10,25 --rounds 2   # issue 13's table and targets
  *
  * orport runs twice per round: with congestion control negotiated with the exit (prop
  * 324, the default, as C tor does) and with fixed SENDME windows (`congestionControl:
@@ -23,6 +24,7 @@
  * Layer: a benchmark (uses src/client, src/testnet; nothing uses it).
  */
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Network } from '../src/dir/network.js';
@@ -35,15 +37,20 @@ interface Options {
   rounds: number;
   json: boolean;
   latencyMs: number;
+  /** Several latencies: one network each, one after the other, in this run. */
+  latencies: number[];
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const opts: Options = { rounds: 5, json: false, latencyMs: 0 };
+  const opts: Options = { rounds: 5, json: false, latencyMs: 0, latencies: [0] };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--rounds') opts.rounds = Math.max(1, Number(argv[++i]) || 5);
-    else if (argv[i] === '--latency') opts.latencyMs = Math.max(0, Number(argv[++i]) || 0);
+    else if (argv[i] === '--latency') {
+      opts.latencies = String(argv[++i]).split(',').map((x) => Math.max(0, Number(x) || 0));
+      opts.latencyMs = opts.latencies[0]!;
+    }
     else if (argv[i] === '--json') opts.json = true;
-    else throw new Error(`unknown option ${argv[i]}\nusage: npm run bench -- stream [--rounds N] [--latency MS] [--json]`);
+    else throw new Error(`unknown option ${argv[i]}\nusage: npm run bench -- stream [--rounds N] [--latency MS[,MS…]] [--json]`);
   }
   return opts;
 }
@@ -155,11 +162,47 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
   return failures.length ? 1 : 0;
 }
 
+/** Several latencies: this bench once per latency (a network each), then one table with issue 13's targets. */
+async function perLatency(opts: Options): Promise<number> {
+  const table: { latencyMs: number; summary: Record<Who, { mbps: number; cpuPerMiB: number }>; load: string }[] = [];
+  let code = 0;
+  for (const latencyMs of opts.latencies) {
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--rounds', String(opts.rounds), '--latency', String(latencyMs), '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      child.once('error', reject);
+      child.once('close', (c) => {
+        if (c !== 0) code = 1;
+        resolve(stdout);
+      });
+    });
+    const r = JSON.parse(out.slice(out.indexOf('{')));
+    table.push({ latencyMs, summary: r.summary, load: r.load });
+  }
+  if (opts.json) process.stdout.write(JSON.stringify(table, null, 1) + '\n');
+  else {
+    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport fixed | C tor | CC / C tor | CC / fixed | load |', '|---|---|---|---|---|---|---|'];
+    for (const t of table) {
+      const cc = t.summary.orport.mbps;
+      const fixed = t.summary['orport fixed windows'].mbps;
+      const ctor = t.summary['C tor'].mbps;
+      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${(cc / ctor).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${t.load} |`);
+    }
+    lines.push('targets (issue 13): at 25 ms CC ≥ 1.0× C tor and ≥ 2× fixed windows; at 0 ms CC no slower than fixed windows');
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  return code;
+}
+
 const opts = parseOptions(process.argv.slice(2));
 const say = (m: string) => {
   if (!opts.json) process.stderr.write(`bench/stream: ${m}\n`);
 };
-runOnTestnet({ name: 'stream', say, client: true, httpFileBytes: 20 * 1024 * 1024, latencyMs: opts.latencyMs }, (description, signal) => bench(description, opts, signal, say)).then(
+(opts.latencies.length > 1
+  ? perLatency(opts)
+  : runOnTestnet({ name: 'stream', say, client: true, httpFileBytes: 20 * 1024 * 1024, latencyMs: opts.latencyMs }, (description, signal) => bench(description, opts, signal, say))
+).then(
   (code) => {
     process.exitCode = code;
   },

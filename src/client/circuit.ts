@@ -307,7 +307,8 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
         data: (data) => {
           let more: boolean;
           try {
-            more = readable.push(data);
+            // Copied when it will sit in the buffer: a view would pin the cipher's output for a whole run of cells.
+            more = readable.push(readable.readableLength === 0 ? data : Buffer.from(data));
           } catch (err) {
             // A 'data' listener of the caller threw: it fails this stream, not the channel.
             readable.destroy(err as Error);

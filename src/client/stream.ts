@@ -99,8 +99,9 @@ export class TorStream extends Duplex implements Sendable {
       data: (data) => {
         this.bytesRead += data.length;
         this.touch();
-        // No copy: `data` is a view into the cipher's fresh output, which is ours to keep.
-        return this.push(Buffer.from(data.buffer, data.byteOffset, data.length));
+        // `data` is a view into the cipher's output for a whole run of cells: handed on as is
+        // while the reader keeps up, copied when it will sit in the buffer (a view would pin the run).
+        return this.push(this.readableLength === 0 ? Buffer.from(data.buffer, data.byteOffset, data.length) : Buffer.from(data));
       },
       ended: (error, end) => {
         this.handle = undefined;
