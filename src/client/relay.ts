@@ -234,14 +234,18 @@ export class Relay {
     });
   }
 
-  /** After the handshake: quick ACKs for data while a stream awaits more. */
+  /**
+   * After the handshake: quick ACKs for data while a stream awaits more; and what reading
+   * the chunk made us send (SENDMEs above all) goes out at once, before the consumers run
+   * on the data: a SENDME that waits for the next turn makes the exit's congestion control
+   * see a longer RTT (measured on loopback with congestion control: 6.5 → 8.5 MB/s).
+   */
   private attach(): void {
     const { socket, channel, writer, quickAckCell } = this;
-    if (quickAckCell) {
-      socket.on('data', () => {
-        if (writer.idle && channel.awaitingData) writer.send(quickAckCell);
-      });
-    }
+    socket.on('data', () => {
+      if (quickAckCell && writer.idle && channel.awaitingData) writer.send(quickAckCell);
+      writer.flush();
+    });
   }
 
   /** The socket closed (by the relay, or at the end of our close). */
