@@ -4,13 +4,12 @@
  * fingerprint, handshake, ms) and closes it. Exits 1 with the typed error's message (it
  * names the hop) when the build fails.
  */
-import { parseArgs } from 'node:util';
 import { Network } from '../dir/network.js';
 import { TorClient } from '../client/torclient.js';
 import type { HandshakeKind } from '../client/handshakes.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
-import { parsePositive, usageErrors } from './args.js';
+import { commandArgs, parsePositive } from './args.js';
 
 const usage = `usage: orport circuit [--network FILE] [--hops N] [--path a,b,c] [--handshake ntor|ntor-v3]
                       [--port PORT] [--cache-dir DIR] [--json] [--timeout MS]
@@ -35,22 +34,16 @@ export const circuitCommand: Command = {
   summary: 'build a circuit and print its hops',
   usage,
   async run(argv) {
-    const { values, positionals } = usageErrors(() =>
-      parseArgs({
-        args: [...argv],
-        allowPositionals: true,
-        options: {
-          network: { type: 'string' },
-          hops: { type: 'string' },
-          path: { type: 'string' },
-          handshake: { type: 'string' },
-          port: { type: 'string' },
-          'cache-dir': { type: 'string' },
-          json: { type: 'boolean' },
-          timeout: { type: 'string' },
-        },
-      }),
-    );
+    const { values, positionals } = commandArgs(argv, {
+      network: { type: 'string' },
+      hops: { type: 'string' },
+      path: { type: 'string' },
+      handshake: { type: 'string' },
+      port: { type: 'string' },
+      'cache-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      timeout: { type: 'string' },
+    });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     const handshake = values.handshake;
     if (handshake !== undefined && handshake !== 'ntor' && handshake !== 'ntor-v3') throw new UsageError(`--handshake is ntor or ntor-v3, not '${handshake}'`);

@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { seededRandom } from '../support/random.js';
 import { DEFAULT_GUARD_PARAMS, GuardSet, guardParams, isPossibleGuard, retryDelayMs } from '../../src/path/guards.js';
 import type { PathRelay } from '../../src/path/select.js';
 
@@ -33,17 +34,7 @@ function relay(n: number, over: Partial<PathRelay> = {}): PathRelay {
   };
 }
 
-/** A deterministic uniform source (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const rng = seededRandom;
 
 function sampled(relays: PathRelay[], seed = 1, now = NOW): GuardSet {
   const set = new GuardSet();

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { seededRandom } from '../support/random.js';
 import { BadArgumentError } from '../../src/errors.js';
 import { chooseWeighted, policyAllows, positionWeight, sameFamily, selectPath, selectRelays, type PathRelay } from '../../src/path/select.js';
 
@@ -111,17 +112,7 @@ test('selectPath: three distinct relays from three families, an exit accepting t
   );
 });
 
-/** A deterministic uniform source (mulberry32), so the frequency test is reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const seeded = seededRandom;
 
 test('10,000 selections: each position follows its bandwidth weight (exact expectation by enumeration; total variation ≤ 5 %, every relay within 2 points)', () => {
   const flagsOf = { G: ['Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'], E: ['Exit', 'Fast', 'Running', 'Stable', 'V2Dir', 'Valid'], D: ['Exit', 'Fast', 'Guard', 'Running', 'Stable', 'V2Dir', 'Valid'], M: ['Fast', 'Running', 'Stable', 'V2Dir', 'Valid'] };
