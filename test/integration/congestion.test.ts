@@ -11,34 +11,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Network } from '../../src/dir/network.js';
 import { TorClient } from '../../src/client/torclient.js';
-import type { TorStream } from '../../src/client/stream.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
+import { download, listenEcho } from './streamhelp.js';
 
-async function getFile(stream: TorStream, path: string, pause?: (bytes: number) => Promise<void>): Promise<{ sha256: string; bytes: number }> {
-  stream.write(`GET ${path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
-  const hash = createHash('sha256');
-  let head = Buffer.alloc(0);
-  let body = false;
-  let bytes = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    let data = chunk;
-    if (!body) {
-      head = Buffer.concat([head, data]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) continue;
-      data = head.subarray(end + 4);
-      body = true;
-    }
-    hash.update(data);
-    bytes += data.length;
-    await pause?.(bytes);
-  }
-  return { sha256: hash.digest('hex'), bytes };
-}
 
 describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
   let client: TorClient;
@@ -48,9 +27,7 @@ describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() 
   const path = () => new URL(net().http.url).pathname;
   before(async () => {
     client = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
-    echo = createServer((s) => s.pipe(s));
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    echoPort = (echo.address() as { port: number }).port;
+    ({ server: echo, port: echoPort } = await listenEcho());
   });
   after(async () => {
     await client?.close();
@@ -63,7 +40,7 @@ describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() 
       assert.deepEqual(circuit.hops.map((h) => h.congestionControl !== undefined), [false, false, true]);
       const sendmeInc = circuit.hops[2]!.congestionControl!.sendmeInc;
       assert.ok(sendmeInc >= 30 && sendmeInc <= 32, `sendme_inc ${sendmeInc}`);
-      const got = await getFile(await circuit.openStream('127.0.0.1', net().http.port), path());
+      const got = await download(await circuit.openStream('127.0.0.1', net().http.port), path());
       assert.equal(got.sha256, net().http.fileSha256);
       const c = circuit.counters;
       // Our circuit SENDMEs: one per sendme_inc DATA cells from the exit (≈ 43,000 cells / 31), none per stream.
@@ -111,7 +88,7 @@ describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() 
       let xoffsDuringPause = 0;
       const heapBefore = process.memoryUsage().heapUsed;
       let heapDuring = 0;
-      const got = await getFile(stream, path(), async (bytes) => {
+      const got = await download(stream, path(), async (bytes) => {
         if (!paused && bytes > 2 * 1024 * 1024) {
           paused = true;
           await sleep(5000);
@@ -135,7 +112,7 @@ describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() 
     const circuit = await client.buildCircuit({ exitPort: net().http.port, congestionControl: false });
     try {
       assert.ok(circuit.hops.every((h) => h.congestionControl === undefined));
-      const got = await getFile(await circuit.openStream('127.0.0.1', net().http.port), path());
+      const got = await download(await circuit.openStream('127.0.0.1', net().http.port), path());
       assert.equal(got.sha256, net().http.fileSha256);
     } finally {
       await circuit.close();

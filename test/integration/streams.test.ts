@@ -15,10 +15,10 @@ import { createServer, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Network } from '../../src/dir/network.js';
 import { TorClient } from '../../src/client/torclient.js';
-import type { TorStream } from '../../src/client/stream.js';
 import { StreamClosedError } from '../../src/errors.js';
 import { EXIT_REJECTED_PORT } from '../../src/testnet/index.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
+import { download, listenEcho } from './streamhelp.js';
 import http from 'node:http';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -43,30 +43,6 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** GET the test file over `stream` (HTTP/1.0) and return the body's sha256 and length. */
-async function download(stream: TorStream, path: string, onChunk?: (n: number) => Promise<void> | void): Promise<{ sha256: string; bytes: number; status: number }> {
-  stream.write(`GET ${path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
-  const hash = createHash('sha256');
-  let head = Buffer.alloc(0);
-  let inBody = false;
-  let bytes = 0;
-  let status = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    let data = chunk;
-    if (!inBody) {
-      head = Buffer.concat([head, data]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) continue;
-      status = Number(/^HTTP\/1\.\d (\d{3})/.exec(head.subarray(0, end).toString('latin1'))?.[1] ?? 0);
-      data = head.subarray(end + 4);
-      inBody = true;
-    }
-    hash.update(data);
-    bytes += data.length;
-    await onChunk?.(bytes);
-  }
-  return { sha256: hash.digest('hex'), bytes, status };
-}
 
 describe('exit streams on the private network', { skip: testnetSkipReason() }, () => {
   let client: TorClient;
@@ -77,9 +53,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
 
   before(async () => {
     client = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
-    echo = createServer((socket) => socket.pipe(socket));
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    echoPort = (echo.address() as { port: number }).port;
+    ({ server: echo, port: echoPort } = await listenEcho());
   });
   after(async () => {
     await client?.close();

@@ -1,0 +1,40 @@
+/**
+ * test/integration/streamhelp — what the stream tests share: an HTTP/1.0 GET over a Tor
+ * stream read to its end (the body's sha256, size and status; `onChunk` may pause the
+ * reader), and a loopback echo server.
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** GET the test file over `stream` (HTTP/1.0) and return the body's sha256 and length. */
+export async function download(stream: Duplex, path: string, onChunk?: (n: number) => Promise<void> | void): Promise<{ sha256: string; bytes: number; status: number }> {
+  stream.write(`GET ${path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
+  const hash = createHash('sha256');
+  let head = Buffer.alloc(0);
+  let inBody = false;
+  let bytes = 0;
+  let status = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let data = chunk;
+    if (!inBody) {
+      head = Buffer.concat([head, data]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) continue;
+      status = Number(/^HTTP\/1\.\d (\d{3})/.exec(head.subarray(0, end).toString('latin1'))?.[1] ?? 0);
+      data = head.subarray(end + 4);
+      inBody = true;
+    }
+    hash.update(data);
+    bytes += data.length;
+    await onChunk?.(bytes);
+  }
+  return { sha256: hash.digest('hex'), bytes, status };
+}
+
+/** An echo server on 127.0.0.1 (a free port). */
+export async function listenEcho(): Promise<{ server: Server; port: number }> {
+  const server = createServer((socket) => socket.pipe(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
