@@ -343,8 +343,9 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       try {
         return await this.buildThrough(relays, options);
       } catch (err) {
-        const error = err instanceof OrportError ? err : new InternalError(String(err), { cause: err });
-        const failedHop = (err as { hop?: number }).hop ?? 0;
+        const failedHop = err instanceof AttemptFailed ? err.hop : 0;
+        const cause = err instanceof AttemptFailed ? err.error : err;
+        const error = cause instanceof OrportError ? cause : new InternalError(String(cause), { cause });
         if (error instanceof AbortError || this.closed) throw error;
         if (failedHop === 0) this.guards.markFailed(relays[0]!.rsa, this.now());
         avoid.add(relays[failedHop]!.rsa);
@@ -431,8 +432,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
           : failure && err instanceof AbortError
             ? failure
             : err;
-      if (error && typeof error === 'object' && !(error instanceof AbortError)) Object.defineProperty(error, 'hop', { value: hop, enumerable: false, configurable: true });
-      throw error;
+      throw new AttemptFailed(error, hop);
     } finally {
       deadline.dispose();
     }
@@ -820,6 +820,14 @@ export class TorClient extends EventEmitter<TorClientEvents> {
 
 // ---------------------------------------------------------------------------------
 // Pure helpers
+
+/** buildThrough's failure: the error, and the index of the hop being added when it came (never leaves build()). */
+class AttemptFailed {
+  constructor(
+    readonly error: unknown,
+    readonly hop: number,
+  ) {}
+}
 
 /** dir-spec §5.1 as tor computes it (networkstatus.c): a random time in the last part of the consensus' life. */
 export function refreshTimeFor(validAfter: Date, freshUntil: Date, validUntil: Date, now: Date, randomBelow: (n: number) => number): Date {
