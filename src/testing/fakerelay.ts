@@ -75,7 +75,7 @@ import { BeginMsg, ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, ResolveMsg, R
 import { BadArgumentError, OrportError } from '../errors.js';
 import { buildCertChain, type GeneratedChain } from './certchain.js';
 import { CellWriter } from '../client/cellwriter.js';
-import { RelaySideCircuit, type RandomSource, type RelayMessageIn, type RelayOnionKeys, type ServerHandshakeOptions } from './relayside.js';
+import { RelaySideCircuit, type RandomSource, type RelayMessageIn, type RelayOnionKeys, type RelaySideLayer, type ServerHandshakeOptions } from './relayside.js';
 import type { RelayIdentity } from '../crypto/certs.js';
 import { x25519KeyPair, type X25519KeyPair } from '../crypto/handshake/ntor.js';
 import type { CircuitTarget } from '../client/handshakes.js';
@@ -172,6 +172,12 @@ export interface FakeRelayHooks {
   netinfo?(conn: FakeConnection, next: Next): Awaitable<void>;
   /** Every cell from the client after its VERSIONS; `next()` handles it. */
   cell?(conn: FakeConnection, next: Next, frame: CellFrame): Awaitable<void>;
+  /**
+   * Every relay message a hop of this relay recognized, decrypted (`msg.command`,
+   * `msg.streamId`, `msg.body`); `next()` handles it as below (commands the fake relay does
+   * not know are dropped). The onion-service roles (testing/fakeonion) answer here.
+   */
+  message?(conn: FakeConnection, next: Next, circuit: FakeCircuit, msg: RelayMessageIn): Awaitable<void>;
   /** A CREATE_FAST arrived; `next()` answers CREATED_FAST. */
   createFast?(conn: FakeConnection, next: Next, circuit: FakeCircuit): Awaitable<void>;
   /**
@@ -991,7 +997,25 @@ export class FakeCircuit {
     }
     let at: FakeCircuit = this;
     for (let i = 0; i < msg.hop && at.next; i++) at = at.next;
-    at.handleMessage(msg);
+    const hop = at;
+    hop.run(hop.hookOf('message'), () => hop.handleMessage(msg), hop, msg);
+  }
+
+  /**
+   * Puts a hop of `relay` after this one (the last) with `layer` as its crypto, open at
+   * once, with no handshake on the wire: the onion service's virtual hop after the
+   * rendezvous point (testing/fakeonion). Returns it.
+   */
+  appendHop(relay: FakeRelay, layer: RelaySideLayer): FakeCircuit {
+    if (this.next) throw new BadArgumentError('appendHop(): this hop has been extended already');
+    if (!(relay instanceof FakeRelayServer)) throw new BadArgumentError('appendHop(): a relay from startFakeRelay');
+    const hop = new FakeCircuit(this.conn, this.id, this.index, new Uint8Array(0), { relay, prev: this });
+    hop.side.acceptLayer(layer);
+    hop.state = 'open';
+    this.side.attach(hop.side);
+    this.next = hop;
+    relay.stats.circuits++;
+    return hop;
   }
 
   /** @internal A relay message from the client that this hop recognized. */
@@ -1303,21 +1327,24 @@ export class FakeStream {
    * The honest exit (tor-spec 6.2): connects to the target — on 127.0.0.1 only: any other
    * address (a hostname too) gets END EXITPOLICY, with the address and a TTL when it is an
    * IP literal — and answers CONNECTED (127.0.0.1, TTL 300), or END with the reason tor
-   * maps the socket's error to (ECONNREFUSED → CONNECTREFUSED, …).
+   * maps the socket's error to (ECONNREFUSED → CONNECTREFUSED, …). `port`: connect to
+   * 127.0.0.1:port whatever the BEGIN named, and answer an empty CONNECTED (an onion
+   * service's HiddenServicePort, tor's rendezvous streams).
    */
-  connect(): void {
+  connect(options: { port?: number } = {}): void {
     const target = this.target;
     if (!target) throw new BadArgumentError('connect(): a BEGIN_DIR stream has no target');
     if (this.closed || this.socket) return;
-    if (target.host !== FAKE_EXIT_ADDRESS) {
+    const mapped = options.port !== undefined;
+    if (!mapped && target.host !== FAKE_EXIT_ADDRESS) {
       this.end(EndReason.EXITPOLICY, isIP(target.host) ? { address: target.host } : {});
       return;
     }
-    const socket = netConnect({ host: FAKE_EXIT_ADDRESS, port: target.port });
+    const socket = netConnect({ host: FAKE_EXIT_ADDRESS, port: options.port ?? target.port });
     this.socket = socket;
     socket.setNoDelay(true);
     socket.once('connect', () => {
-      if (!this.closed) this.connected(FAKE_EXIT_ADDRESS);
+      if (!this.closed) this.connected(mapped ? undefined : FAKE_EXIT_ADDRESS);
     });
     socket.on('data', (chunk: Buffer) => this.fromTarget(chunk));
     socket.on('drain', () => this.considerSendme());

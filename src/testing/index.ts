@@ -3,7 +3,8 @@
  * relays: the scriptable fake relay (a TLS server on loopback with a real CERTS chain;
  * CREATE2, EXTEND2 to the other fake relays of the process, exit streams to 127.0.0.1
  * and RESOLVE), certificate chains from fresh keys, and the relays' half of a circuit
- * (one hop or a chain of them).
+ * (one hop or a chain of them); onion-service roles (rendezvous point, introduction point,
+ * an in-process service) and a whole fake network a TorClient bootstraps against.
  *
  *   import { startFakeRelay, syntheticDocument } from 'orport/testing';
  *
@@ -34,6 +35,7 @@ export {
   serverHandshake,
   type RelayMessageIn,
   type RelayOnionKeys,
+  type RelaySideLayer,
   type ServerHandshakeOptions,
   type ServerHandshakeResult,
   type RandomSource,
@@ -52,3 +54,19 @@ export {
   type ConsensusOptions,
   type AuthorityOptions,
 } from './dirdocs.js';
+export {
+  FakeOnionWorld,
+  FakeOnionService,
+  HsServiceLayer,
+  startFakeOnionNetwork,
+  syntheticRelayOf,
+  linkSpecifiersOf,
+  type FakeOnionNetwork,
+  type FakeOnionNetworkOptions,
+  type FakeOnionServiceOptions,
+  type FakeIntroPoint,
+  type IntroBehaviour,
+  type RendezvousBehaviour,
+  type OnionRelayRoles,
+  type OnionEvent,
+} from './fakeonion.js';

@@ -66,6 +66,20 @@ export interface ServerHandshakeResult {
 }
 
 export type RandomSource = (n: number) => Uint8Array;
+
+/**
+ * One hop's relay crypto as the relay side uses it: tor1 (crypto/relaycrypto's Tor1Layer,
+ * side 'relay'), or another variant put in place with `acceptLayer` (the onion service's
+ * virtual hop, testing/fakeonion: SHA3-256 digests, AES-256-CTR).
+ */
+export interface RelaySideLayer {
+  /** Digest of a payload we originate (written into it); returns the full running digest. */
+  originate(payload: Uint8Array): Uint8Array;
+  encrypt(payload: Uint8Array): void;
+  decrypt(payload: Uint8Array): Uint8Array;
+  /** The full running digest if the decrypted payload is ours (state advanced), else undefined. */
+  recognize(payload: Uint8Array): Uint8Array | undefined;
+}
 const defaultRandom: RandomSource = (n) => new Uint8Array(randomBytes(n));
 
 /**
@@ -98,7 +112,7 @@ export function serverHandshake(
 }
 
 export class RelaySideCircuit {
-  private layer: Tor1Layer | undefined;
+  private layer: RelaySideLayer | undefined;
   /** Digests of DATA cells after which we expect the client's v1 SENDME (FIFO). */
   readonly expectedSendmeDigests: Uint8Array[] = [];
   /** DATA cells sent / received (for flow-control scripting). */
@@ -138,6 +152,11 @@ export class RelaySideCircuit {
   accept(keys: KDF): void {
     this.keys = keys;
     this.layer = new Tor1Layer(keys as Tor1Keys, 'relay');
+  }
+
+  /** Installs another hop crypto (no KDF keys: `keys` stays undefined). */
+  acceptLayer(layer: RelaySideLayer): void {
+    this.layer = layer;
   }
 
   /**
@@ -234,7 +253,7 @@ export class RelaySideCircuit {
     return cell;
   }
 
-  private requireLayer(): Tor1Layer {
+  private requireLayer(): RelaySideLayer {
     if (!this.layer) throw new ProtocolError('relay side: the circuit was not created');
     return this.layer;
   }
