@@ -5,12 +5,17 @@
  * Thin I/O layer over proto/circuit's CircuitMachine: promises, timeouts, AbortSignals,
  * Node streams. `directory()` returns the whole raw HTTP response (as Stem does), with a
  * size cap; `directoryStream()` returns a Readable with backpressure (stream SENDMEs are
- * held back while the reader is behind, so the relay stops sending).
+ * held back while the reader is behind, so the relay stops sending). For onion services:
+ * circuit-level messages to the last hop and awaited from it (`sendCircuitMessage`,
+ * `nextCircuitMessage`; onion/rendezvous drives them), and the virtual hop
+ * (`addVirtualHop`), to which `openStream` sends BEGIN ":port".
  */
 import { Readable } from 'node:stream';
-import { BadArgumentError, LimitError, OrportError, StreamClosedError } from '../errors.js';
+import { BadArgumentError, LimitError, OrportError, ProtocolError, StreamClosedError } from '../errors.js';
 import { utf8 } from '../codec/bytes.js';
-import { BeginDirMsg, BeginMsg } from '../codec/relaymsg.js';
+import { BeginDirMsg, BeginMsg, type RelayMessage } from '../codec/relaymsg.js';
+import type { Tor1Keys } from '../crypto/relaycrypto.js';
+import { OnionBeginMsg } from '../onion/cells.js';
 import { AddrType, EndReason } from '../codec/datatype.js';
 import { isIPv6 } from 'node:net';
 import { TorStream, type StreamOpening, type TorStreamOptions } from './stream.js';
@@ -84,6 +89,21 @@ export interface DirectoryStreamOptions extends Omit<DirectoryOptions, 'maxRespo
   /** Readable's highWaterMark in bytes (default 64 KiB). */
   highWaterMark?: number;
 }
+
+/** A circuit-level message from the last hop (an onion-service message, 32–40): its command and body. */
+export interface CircuitMessage {
+  readonly command: number;
+  readonly body: Uint8Array;
+}
+
+export interface CircuitMessageWaitOptions extends WaitOptions {
+  /** Names what is awaited in a TimeoutError ("RENDEZVOUS2 from the rendezvous point"). */
+  what?: string;
+}
+
+/** Circuit-level messages kept for a later `nextCircuitMessage` (RENDEZVOUS2 may come before it is awaited). */
+const MAX_INBOX = 8;
+export const DEFAULT_CIRCUIT_MESSAGE_TIMEOUT_MS = 30_000;
 
 /** What a BEGIN_DIR stream reports to its consumer. */
 interface DirSink {
@@ -162,8 +182,10 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
           destroyed: (error) => {
             wrappers.get(machine)?.settleExtend(error);
             wrappers.get(machine)?.settleTruncate(error);
+            wrappers.get(machine)?.failMessageWaiters(error);
             reject(error);
           },
+          circuitMessage: (_hop, command, body) => wrappers.get(machine)?.receiveCircuitMessage(command, body),
           extended: () => wrappers.get(machine)?.settleExtend(null),
           extendFailed: (error) => wrappers.get(machine)?.settleExtend(error),
           truncated: () => wrappers.get(machine)?.settleTruncate(null),
@@ -211,6 +233,89 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
   /** Hops the circuit has. */
   get hopCount(): number {
     return this.machine.hopCount;
+  }
+
+  // -------------------------------------------------------------------------------
+  // Circuit-level messages (onion services) and the virtual hop
+
+  private readonly inbox: CircuitMessage[] = [];
+  private readonly messageWaiters = new Set<{ commands: ReadonlySet<number>; deliver(msg: CircuitMessage): void; fail(error: OrportError): void }>();
+  private closedWith: OrportError | undefined;
+  /** Circuit-level messages dropped because nothing awaited them and the inbox was full. */
+  droppedCircuitMessages = 0;
+
+  /** @internal An onion-service message came from the last hop. */
+  receiveCircuitMessage(command: number, body: Uint8Array): void {
+    const msg = { command, body };
+    for (const waiter of this.messageWaiters) {
+      if (!waiter.commands.has(command)) continue;
+      this.messageWaiters.delete(waiter);
+      waiter.deliver(msg);
+      return;
+    }
+    if (this.inbox.length >= MAX_INBOX) {
+      this.inbox.shift();
+      this.droppedCircuitMessages++;
+    }
+    this.inbox.push(msg);
+  }
+
+  /** @internal The circuit is gone: every wait for a message fails with why. */
+  failMessageWaiters(error: OrportError): void {
+    this.closedWith = error;
+    const waiters = [...this.messageWaiters];
+    this.messageWaiters.clear();
+    for (const w of waiters) w.fail(error);
+  }
+
+  /**
+   * Sends a circuit-level relay message (stream id 0) to the last hop: ESTABLISH_RENDEZVOUS
+   * (33) or INTRODUCE1 (34) — onion/cells encodes the body.
+   */
+  sendCircuitMessage(command: number, body: Uint8Array): void {
+    if (this.machine.isVirtualHop(this.machine.hopCount - 1)) throw new BadArgumentError(`circuit ${this.id} ends at an onion service's virtual hop: circuit-level onion-service messages go to a relay`);
+    this.machine.sendRelay(this.machine.hopCount - 1, command, 0, body);
+    this.writer.flush();
+  }
+
+  /**
+   * The next circuit-level message from the last hop whose command is one of `commands`
+   * (kept from when it came, if it came before this call: RENDEZVOUS2 may arrive before
+   * INTRODUCE_ACK). Rejects with the circuit's error if it is destroyed, a TimeoutError
+   * (default 30 s) or an AbortError; the circuit is left as it is then.
+   */
+  nextCircuitMessage(commands: readonly number[], options: CircuitMessageWaitOptions = {}): Promise<CircuitMessage> {
+    const wanted = new Set(commands);
+    const what = `${options.what ?? commands.map((c) => `relay command ${c}`).join(' or ')} on circuit ${this.id}`;
+    return boundedWait<CircuitMessage>(what, options, DEFAULT_CIRCUIT_MESSAGE_TIMEOUT_MS, ({ resolve, reject }) => {
+      const at = this.inbox.findIndex((m) => wanted.has(m.command));
+      if (at >= 0) {
+        resolve(this.inbox.splice(at, 1)[0]!);
+        return;
+      }
+      if (this.machine.state === 'destroyed') {
+        reject(this.closedWith ?? new ProtocolError(`circuit ${this.id} is closed: no ${what} will come`));
+        return;
+      }
+      const waiter = { commands: wanted, deliver: resolve, fail: reject };
+      this.messageWaiters.add(waiter);
+      return () => {
+        this.messageWaiters.delete(waiter);
+      };
+    });
+  }
+
+  /**
+   * rend-spec-v3 4.2.1: appends an onion service's virtual hop with hs-ntor's keys (see
+   * CircuitMachine.addVirtualHop); the circuit's streams then go to the service.
+   */
+  addVirtualHop(keys: Tor1Keys, name?: string): void {
+    this.machine.addVirtualHop(keys, name);
+  }
+
+  /** Whether hop `hop` (0-based; default the last) is an onion service's virtual hop. */
+  isVirtualHop(hop = this.machine.hopCount - 1): boolean {
+    return this.machine.isVirtualHop(hop);
   }
 
   /**
@@ -367,9 +472,10 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
    */
   openStream(host: string, port: number, options: OpenStreamOptions = {}): Promise<TorStream> {
     let stream: TorStream;
-    let begin: BeginMsg;
+    let begin: RelayMessage;
     try {
-      begin = new BeginMsg(beginAddress(host), port, options.flags ?? 0, true);
+      // To an onion service's virtual hop: ":port" (the address is empty, no flags; DIGEST-onion §6.7).
+      begin = this.machine.isVirtualHop(options.hop ?? this.machine.hopCount - 1) ? new OnionBeginMsg(port) : new BeginMsg(beginAddress(host), port, options.flags ?? 0, true);
       stream = new TorStream(this.machine, this.writer, host, port, options);
     } catch (err) {
       return Promise.reject(err);
@@ -389,7 +495,7 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
     });
   }
 
-  private startStream(stream: TorStream, begin: BeginMsg, hop: number | undefined, opening: StreamOpening): void {
+  private startStream(stream: TorStream, begin: RelayMessage, hop: number | undefined, opening: StreamOpening): void {
     const streamId = this.machine.nextStreamId();
     if (streamId === undefined) throw new LimitError(`circuit ${this.id} has no free stream id`, 0xffff);
     const handle = this.machine.openStream(streamId, begin, stream.events, hop ?? this.machine.hopCount - 1);

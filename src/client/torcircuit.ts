@@ -7,7 +7,8 @@
  * Layer: thin client wrapper; no protocol logic (proto/circuit has it).
  */
 import type { Readable } from 'node:stream';
-import type { DirectoryOptions, DirectoryStreamOptions, ExtendOptions, OpenStreamOptions, RelayCircuit } from './circuit.js';
+import type { CircuitMessage, CircuitMessageWaitOptions, DirectoryOptions, DirectoryStreamOptions, ExtendOptions, OpenStreamOptions, RelayCircuit } from './circuit.js';
+import type { Tor1Keys } from '../crypto/relaycrypto.js';
 import type { TorStream } from './stream.js';
 import type { CircuitTarget, HandshakeKind } from './handshakes.js';
 import { defaultHandshake } from './handshakes.js';
@@ -26,7 +27,8 @@ export interface CircuitHop {
   readonly nickname: string;
   readonly rsa: string;
   readonly ed25519: string | undefined;
-  readonly handshake: HandshakeKind | 'fast';
+  /** 'hs-ntor': an onion service's virtual hop (no relay: `rsa` is '', `nickname` the address). */
+  readonly handshake: HandshakeKind | 'fast' | 'hs-ntor';
   /** Milliseconds the hop took to add (connection excluded for the first hop). */
   readonly ms: number;
   /** Congestion control negotiated with this hop (prop 324), or undefined (fixed windows). */
@@ -44,6 +46,25 @@ export class TorCircuit {
     const index = this.hopList.length;
     const cc = this.circuit.congestion(index);
     this.hopList.push({ index, nickname: target.nickname, rsa: target.rsa, ed25519: target.ed25519, handshake, ms, congestionControl: cc && { sendmeInc: cc.sendmeInc } });
+  }
+
+  /**
+   * Appends an onion service's virtual hop (rend-spec-v3 4.2.1; see RelayCircuit.addVirtualHop),
+   * listed in `hops` with handshake 'hs-ntor' and `name` (the .onion address) as its nickname.
+   */
+  addVirtualHop(keys: Tor1Keys, name: string, ms = 0): void {
+    this.circuit.addVirtualHop(keys, name);
+    this.hopList.push({ index: this.hopList.length, nickname: name, rsa: '', ed25519: undefined, handshake: 'hs-ntor', ms, congestionControl: undefined });
+  }
+
+  /** Sends a circuit-level message to the last hop (see RelayCircuit.sendCircuitMessage). */
+  sendCircuitMessage(command: number, body: Uint8Array): void {
+    this.circuit.sendCircuitMessage(command, body);
+  }
+
+  /** The next circuit-level message from the last hop among `commands` (see RelayCircuit.nextCircuitMessage). */
+  nextCircuitMessage(commands: readonly number[], options?: CircuitMessageWaitOptions): Promise<CircuitMessage> {
+    return this.circuit.nextCircuitMessage(commands, options);
   }
 
   /** The hops, first hop first. */

@@ -2,6 +2,9 @@
  * crypto/relaycrypto — relay cell crypto of tor-spec 5.5 / 6.1 ("tor1"): one layer per
  * hop, AES-128-CTR with a zero IV in each direction (one keystream per hop and
  * direction, running across cells), and running SHA-1 digests seeded with Df / Db.
+ * The same with AES-256-CTR and SHA3-256 ('hsv3') is an onion service's virtual hop
+ * (rend-spec-v3 4.2.1; tor's relay_crypto_tor1.c with is_hs_v3): 32-byte keys and seeds,
+ * the 4-byte digest field and the 20-byte SENDME tag cut from the SHA3 digest.
  *
  * Layer: crypto core, over Uint8Array. No I/O. Cell by cell (`decrypt`): one AES update
  * per layer (Node returns a fresh buffer) and two SHA-1 state copies where 'recognized'
@@ -58,17 +61,35 @@ export function randomPadding(buf: Uint8Array, offset: number, size: number): vo
   padAt += size;
 }
 
-/** The per-hop keys of tor1 relay crypto (tor-spec 5.2). */
+/** The per-hop keys of tor1 relay crypto (tor-spec 5.2; 'hsv3': rend-spec-v3 4.2.1, 32 bytes each). */
 export interface Tor1Keys {
   /** Df: seeds the forward digest. */
   forwardDigest: Uint8Array;
   /** Db: seeds the backward digest. */
   backwardDigest: Uint8Array;
-  /** Kf: AES-128 key for cells towards the relay. */
+  /** Kf: AES-128 key (AES-256 for 'hsv3') for cells towards the relay. */
   forwardKey: Uint8Array;
-  /** Kb: AES-128 key for cells from the relay. */
+  /** Kb: AES-128 key (AES-256 for 'hsv3') for cells from the relay. */
   backwardKey: Uint8Array;
 }
+
+/**
+ * Which tor1: 'tor1' (SHA-1, AES-128-CTR; every relay hop) or 'hsv3' (SHA3-256,
+ * AES-256-CTR; the virtual hop to an onion service, rend-spec-v3 4.2.1).
+ */
+export type Tor1Variant = 'tor1' | 'hsv3';
+
+export interface Tor1LayerOptions {
+  variant?: Tor1Variant;
+}
+
+/** A v1 SENDME's tag: the first 20 bytes of the running digest (tor's DIGEST_LEN, for SHA3 too). */
+export const SENDME_TAG_LEN = 20;
+
+const VARIANTS = {
+  tor1: { cipher: 'aes-128-ctr', hash: 'sha1', keyLen: KEY_LEN, seedLen: HASH_LEN },
+  hsv3: { cipher: 'aes-256-ctr', hash: 'sha3-256', keyLen: 32, seedLen: 32 },
+} as const;
 
 /**
  * One hop's crypto state, from one end's point of view. The client's layer sends with
@@ -81,29 +102,36 @@ export class Tor1Layer {
   private readonly inCipher: Decipher;
   private outDigest: Hash;
   private inDigest: Hash;
+  readonly variant: Tor1Variant;
+  /** SHA-1's digest is the SENDME tag as it is; SHA3-256's is cut to its first 20 bytes. */
+  private readonly cutTag: boolean;
 
-  /** The client's layer for a hop (the default). */
-  constructor(keys: Tor1Keys, side: 'client' | 'relay' = 'client') {
-    if (keys.forwardKey.length !== KEY_LEN || keys.backwardKey.length !== KEY_LEN) throw new BadArgumentError(`tor1 keys Kf and Kb are ${KEY_LEN} bytes`);
-    if (keys.forwardDigest.length !== HASH_LEN || keys.backwardDigest.length !== HASH_LEN) throw new BadArgumentError(`tor1 digests Df and Db are ${HASH_LEN} bytes`);
+  /** The client's layer for a hop (the default); `options.variant` 'hsv3' for an onion service's virtual hop. */
+  constructor(keys: Tor1Keys, side: 'client' | 'relay' = 'client', options: Tor1LayerOptions = {}) {
+    this.variant = options.variant ?? 'tor1';
+    const v = VARIANTS[this.variant];
+    if (!v) throw new BadArgumentError(`relay crypto variant '${String(this.variant)}' is not 'tor1' or 'hsv3'`);
+    if (keys.forwardKey.length !== v.keyLen || keys.backwardKey.length !== v.keyLen) throw new BadArgumentError(`${this.variant} keys Kf and Kb are ${v.keyLen} bytes`);
+    if (keys.forwardDigest.length !== v.seedLen || keys.backwardDigest.length !== v.seedLen) throw new BadArgumentError(`${this.variant} digests Df and Db are ${v.seedLen} bytes`);
+    this.cutTag = this.variant === 'hsv3';
     const client = side === 'client';
-    this.outCipher = createCipheriv('aes-128-ctr', client ? keys.forwardKey : keys.backwardKey, ZERO_IV);
-    this.inCipher = createDecipheriv('aes-128-ctr', client ? keys.backwardKey : keys.forwardKey, ZERO_IV);
-    this.outDigest = createHash('sha1').update(client ? keys.forwardDigest : keys.backwardDigest);
-    this.inDigest = createHash('sha1').update(client ? keys.backwardDigest : keys.forwardDigest);
+    this.outCipher = createCipheriv(v.cipher, client ? keys.forwardKey : keys.backwardKey, ZERO_IV);
+    this.inCipher = createDecipheriv(v.cipher, client ? keys.backwardKey : keys.forwardKey, ZERO_IV);
+    this.outDigest = createHash(v.hash).update(client ? keys.forwardDigest : keys.backwardDigest);
+    this.inDigest = createHash(v.hash).update(client ? keys.backwardDigest : keys.forwardDigest);
   }
 
   /**
    * tor-spec 6.1: for a plaintext payload we originate at this layer, folds it (digest
    * field zeroed) into the sending digest and writes the first 4 digest bytes. Returns
-   * the full 20-byte running digest after this cell (what a v1 SENDME will echo).
+   * the 20-byte SENDME tag after this cell (what a v1 SENDME will echo).
    */
   originate(payload: Uint8Array): Uint8Array {
     payload.fill(0, DIGEST_AT, DIGEST_AT + 4);
     this.outDigest.update(payload);
     const digest = this.outDigest.copy().digest();
     payload.set(digest.subarray(0, 4), DIGEST_AT);
-    return digest;
+    return this.cutTag ? digest.subarray(0, SENDME_TAG_LEN) : digest;
   }
 
   /** Encrypts one payload in place (Kf for the client, tor-spec 5.5.2.1). */
@@ -118,8 +146,8 @@ export class Tor1Layer {
 
   /**
    * tor-spec 6.1: is this decrypted payload for us? If 'recognized' is zero and the digest
-   * matches our receiving running digest, the digest state advances and the full 20-byte
-   * digest is returned; otherwise the state is unchanged and undefined is returned.
+   * matches our receiving running digest, the digest state advances and the 20-byte
+   * SENDME tag is returned; otherwise the state is unchanged and undefined is returned.
    */
   recognize(payload: Uint8Array): Uint8Array | undefined {
     if (payload[RECOGNIZED_AT] !== 0 || payload[RECOGNIZED_AT + 1] !== 0) return undefined;
@@ -138,7 +166,7 @@ export class Tor1Layer {
     const diff = (digest[0]! ^ d0) | (digest[1]! ^ d1) | (digest[2]! ^ d2) | (digest[3]! ^ d3);
     if (diff !== 0) return undefined;
     this.inDigest = candidate;
-    return digest;
+    return this.cutTag ? digest.subarray(0, SENDME_TAG_LEN) : digest;
   }
 
   // Runs of cells (CircuitCrypto.decryptCells). The running digest is advanced in place,
@@ -153,7 +181,7 @@ export class Tor1Layer {
   /**
    * `recognize` for the payload at `buf[off…off+509]` of a run: same answer, same state
    * afterwards, but one Hash copy instead of two, and the digest comes as base64 (decode
-   * with Buffer.from(d, 'base64') where the bytes are needed). Call `endRun` after the run.
+   * with Buffer.from(d, 'base64') where the bytes are needed: the 20-byte SENDME tag). Call `endRun` after the run.
    */
   recognizeAt(buf: Uint8Array, off: number): string | undefined {
     if (buf[off + RECOGNIZED_AT] !== 0 || buf[off + RECOGNIZED_AT + 1] !== 0) return undefined;
@@ -165,7 +193,7 @@ export class Tor1Layer {
     if ((first4(digest) ^ claimed) === 0) {
       this.markedBufs.push(buf);
       this.markedOffs.push(off);
-      return digest;
+      return this.cutTag ? Buffer.from(digest, 'base64').subarray(0, SENDME_TAG_LEN).toString('base64') : digest;
     }
     // Not ours: back to the state before this cell.
     this.inDigest = this.mark;
@@ -223,7 +251,7 @@ export class DecryptedCells {
   /** Base64 digests of recognized cells (decoded on demand). */
   readonly digests: string[] = [];
 
-  /** The full 20-byte running digest after recognized cell i (what a v1 SENDME echoes). */
+  /** The 20-byte SENDME tag after recognized cell i (what a v1 SENDME echoes). */
   digest(i: number): Uint8Array {
     return Buffer.from(this.digests[i]!, 'base64');
   }

@@ -11,7 +11,7 @@
  * (onion/hsntor), the relay-cell framing (codec/relaycell).
  */
 import { BadArgumentError, DecodeError } from '../errors.js';
-import { Reader, Writer, concatBytes } from '../codec/bytes.js';
+import { Reader, Writer, concatBytes, latin1 } from '../codec/bytes.js';
 import type { RelayMessage } from '../codec/relaymsg.js';
 import { encodeNtorV3Extensions, type NtorV3Extension } from '../crypto/handshake/ntorv3.js';
 import { HS_NTOR_MAC_LEN, HS_NTOR_REPLY_LEN, INTRO_AUTH_KEY_ED25519, REND_COOKIE_LEN, encodeIntroduce1Header } from './hsntor.js';
@@ -244,5 +244,23 @@ export function decodeHsRelayMessage(command: number, body: Uint8Array): HsRelay
       return IntroduceAckMsg.decode(body);
     default:
       return undefined;
+  }
+}
+
+/**
+ * BEGIN (1) to an onion service's virtual hop (tor's connection_ap_handshake_send_begin on
+ * a rendezvous circuit; DIGEST-onion §6.7): ADDRPORT = ":" PORT NUL — the address is empty —
+ * and no FLAGS (tor adds them only on general circuits). The service answers CONNECTED
+ * with an empty body.
+ */
+export class OnionBeginMsg implements RelayMessage {
+  readonly command = 1;
+
+  constructor(readonly port: number) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadArgumentError(`an onion service's port is 1-65535, not ${port}`);
+  }
+
+  encode(): Uint8Array {
+    return new Writer(8).bytes(latin1.encode(`:${this.port}`)).u8(0).finish();
   }
 }

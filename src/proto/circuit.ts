@@ -6,6 +6,10 @@
  * control (prop 324: Vegas pacing, SENDMEs every sendme_inc cells, XON/XOFF; proto/hopcc),
  * stream open/data/end, DESTROY. The handshakes' maths
  * is crypto/handshake's: this machine frames their messages and adds the hop they make.
+ * An onion service's virtual hop (rend-spec-v3 4.2.1: keys from hs-ntor, SHA3/AES-256
+ * relay crypto, no handshake cells) is added with `addVirtualHop`; the onion-service
+ * messages 32–40 are accepted from the last hop only (tor's rendcommon.c) and handed up
+ * undecoded (`CircuitEvents.circuitMessage`; onion/cells decodes them).
  *
  * Layer: protocol core. No I/O; congestion control's clock is injected (`nowUsec`, default
  * performance.now), nothing else reads time: cells go out through `CircuitOutput.sendCell`
@@ -37,7 +41,7 @@ import {
 import { writeCellHeader, type CellFrame } from '../codec/framing.js';
 import { writeRelayHeader } from '../codec/relaycell.js';
 import { CloseReason, EndReason, LinkProtocol, RelayCommand, type LinkSpecifier } from '../codec/datatype.js';
-import { CircuitCrypto, DecryptedCells, Tor1Layer, randomPadding, type Recognized, type Tor1Keys } from '../crypto/relaycrypto.js';
+import { CircuitCrypto, DecryptedCells, Tor1Layer, randomPadding, type Recognized, type Tor1Keys, type Tor1Variant } from '../crypto/relaycrypto.js';
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
 import { HopCongestion, type StreamFlow } from './hopcc.js';
@@ -96,7 +100,16 @@ export interface CircuitEvents {
   extendFailed?(error: OrportError): void;
   /** Hop `hop` (0-based) sent TRUNCATED: the hops after it are gone. */
   truncated?(hop: number, reason: string, reasonInt: number): void;
+  /**
+   * An onion-service message (commands 32–40, stream id 0) from the last hop, `hop`; the
+   * body is a copy the receiver keeps. Without this handler such messages are dropped.
+   */
+  circuitMessage?(hop: number, command: number, body: Uint8Array): void;
 }
+
+/** Onion-service relay commands (rend-spec-v3 0.5): circuit-level, from the last hop only. */
+const HS_COMMANDS_FIRST = 32;
+const HS_COMMANDS_LAST = 40;
 
 export interface StreamEvents {
   /** CONNECTED arrived. */
@@ -136,6 +149,8 @@ interface Hop {
   shortAt: number;
   /** Congestion control, when the handshake negotiated it (prop 324): it replaces the windows. */
   cc: HopCongestion | undefined;
+  /** An onion service's virtual hop (rend-spec-v3 4.2.1): no relay to extend from or truncate to. */
+  virtual: boolean;
 }
 
 /** An open stream, as `openStream` returns it; stream calls act only on this very stream. */
@@ -286,6 +301,7 @@ export class CircuitMachine {
     const label = `hop #${this.hops.length + 1}${name ? ` (${name})` : ''}`;
     if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is already extending (to ${this.hopLabel(this.hops.length)}); cannot extend to ${label}`);
     if (this.truncating !== undefined) throw new BadArgumentError(`circuit ${this.circId} is truncating; cannot extend to ${label}`);
+    if (this.hops[this.hops.length - 1]!.virtual) throw new BadArgumentError(`circuit ${this.circId} ends at an onion service's virtual hop (${this.hopLabel(this.hops.length - 1)}); it cannot be extended`);
     if (this.hops.length >= MAX_HOPS) {
       throw new LimitError(`circuit ${this.circId} has ${this.hops.length} hops, the most we build (relays allow ${MAX_RELAY_EARLY} RELAY_EARLY cells, tor-spec 5.6): ${label} refused`, MAX_HOPS);
     }
@@ -300,6 +316,7 @@ export class CircuitMachine {
   truncate(hop: number): void {
     this.assertOpen();
     if (!Number.isInteger(hop) || hop < 0 || hop >= this.hops.length - 1) throw new BadArgumentError(`truncate to hop #${hop + 1}: the circuit has ${this.hops.length} hops`);
+    if (this.hops.some((h) => h.virtual)) throw new BadArgumentError(`circuit ${this.circId} ends at an onion service's virtual hop: it is not truncated`);
     if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is extending (to ${this.hopLabel(this.hops.length)}); cannot truncate to ${this.hopLabel(hop)}`);
     this.truncating = hop;
     // tor reads a reason byte from TRUNCATE's body (relay.c) and refuses an empty body: send reason NONE.
@@ -381,11 +398,31 @@ export class CircuitMachine {
    * Adds a hop whose keys have been agreed (by CREATE_FAST, ntor, or EXTEND2); `name` names
    * it in errors; `sendmeInc` when its handshake turned congestion control on (prop 324).
    */
-  addHop(keys: Tor1Keys, name?: string, sendmeInc?: number): void {
+  addHop(keys: Tor1Keys, name?: string, sendmeInc?: number, variant: Tor1Variant = 'tor1'): void {
     const label = `circuit ${this.circId} hop #${this.hops.length + 1}${name ? ` (${name})` : ''}`;
     const cc = sendmeInc === undefined ? undefined : new HopCongestion(this.congestion, sendmeInc, label);
-    this.crypto.addHop(new Tor1Layer(keys));
-    this.hops.push({ name, deliver: cc?.deliver ?? new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label), dataSent: 0, shortAt: 0, cc });
+    this.crypto.addHop(new Tor1Layer(keys, 'client', { variant }));
+    this.hops.push({ name, deliver: cc?.deliver ?? new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label), dataSent: 0, shortAt: 0, cc, virtual: variant === 'hsv3' });
+  }
+
+  /**
+   * rend-spec-v3 4.2.1: appends an onion service's virtual hop with the keys hs-ntor gave
+   * (onion/hsntor's `hsNtorClientFinish`: Df, Db, Kf, Kb of 32 bytes; SHA3-256 digests,
+   * AES-256-CTR). No cell is sent. The hop gets the default circuit windows, as tor gives
+   * it (no congestion control: we do not ask the service for it). Streams to it send BEGIN
+   * with an empty address (`openStream` with an OnionBegin-like message).
+   */
+  addVirtualHop(keys: Tor1Keys, name?: string): void {
+    this.assertOpen();
+    if (this.pending) throw new BadArgumentError(`circuit ${this.circId} is extending (to ${this.hopLabel(this.hops.length)}); cannot add a virtual hop`);
+    if (this.hops.length >= MAX_HOPS + 1) throw new LimitError(`circuit ${this.circId} has ${this.hops.length} hops; no virtual hop is added past ${MAX_HOPS}`, MAX_HOPS);
+    if (this.hops[this.hops.length - 1]!.virtual) throw new BadArgumentError(`circuit ${this.circId} already ends at a virtual hop (${this.hopLabel(this.hops.length - 1)})`);
+    this.addHop(keys, name, undefined, 'hsv3');
+  }
+
+  /** Whether hop `hop` (0-based) is an onion service's virtual hop. */
+  isVirtualHop(hop: number): boolean {
+    return this.hops[hop]?.virtual ?? false;
   }
 
   /** What congestion control hop `hop` runs (undefined: fixed windows). */
@@ -565,10 +602,30 @@ export class CircuitMachine {
         this.handleTruncated(hop, body);
         return;
       default:
+        if (command >= HS_COMMANDS_FIRST && command <= HS_COMMANDS_LAST) {
+          this.handleCircuitMessage(hop, command, body);
+          return;
+        }
         // tor-spec 6.1: a recognized cell with a command we don't understand is dropped.
         this.counters.dropped++;
         return;
     }
+  }
+
+  /**
+   * An onion-service message: from the last hop only (tor's rendcommon.c
+   * rend_process_relay_cell: from any other hop it is a protocol violation), handed up.
+   */
+  private handleCircuitMessage(hop: number, command: number, body: Uint8Array): void {
+    const last = this.hops.length - 1;
+    if (hop !== last) {
+      throw new ProtocolError(`${RelayCommand.nameOf(command)} (${command}) from ${this.hopLabel(hop)} of circuit ${this.circId}, not its last hop (${this.hopLabel(last)}): onion-service messages come from the last hop only`);
+    }
+    if (!this.events.circuitMessage) {
+      this.counters.dropped++;
+      return;
+    }
+    this.events.circuitMessage(hop, command, body.slice());
   }
 
   /** Looks up a stream for an inbound message; cells for unknown (or closed) streams are dropped. */
