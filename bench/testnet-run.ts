@@ -5,7 +5,7 @@
  * runs in a namespace with only loopback; then startTestnet()) and stops at the end.
  * SIGINT / SIGTERM abort the run's signal; an interrupted run exits 130. `latencyMs` /
  * `rateBytesPerSec` boot it with delayed links (a network from ORPORT_TESTNET_JSON keeps
- * its own; a mismatch is said).
+ * its own; a mismatch is said); `onion` with the client node's onion service.
  *
  * Layer: bench support (uses src/testnet). Measures nothing itself.
  */
@@ -27,6 +27,8 @@ export interface TestnetRunOptions {
   readonly latencyMs?: number;
   /** Rate limit per direction per link, bytes/s (default none). */
   readonly rateBytesPerSec?: number;
+  /** Boot it with the client node's v3 onion service (startTestnet's `onion`; a network from ORPORT_TESTNET_JSON must have one). */
+  readonly onion?: boolean;
 }
 
 /** Runs `bench` on a private network and resolves to its exit status (130 when interrupted). */
@@ -54,6 +56,7 @@ export async function runOnTestnet(options: TestnetRunOptions, bench: (descripti
   try {
     if (jsonPath) {
       const given = parseTestnetDescription(readFileSync(jsonPath, 'utf8'), jsonPath);
+      if (options.onion && !given.onion) throw new Error(`bench/${options.name} needs the onion service, and the network in ${jsonPath} has none (ORPORT_TESTNET_ONION=1)`);
       if ((options.latencyMs ?? 0) !== given.latencyMs || (options.rateBytesPerSec ?? null) !== given.rateBytesPerSec) {
         say(`note: the network in ${jsonPath} has latency ${given.latencyMs} ms, rate ${given.rateBytesPerSec ?? 'unlimited'}; the options asked for ${options.latencyMs ?? 0} ms, ${options.rateBytesPerSec ?? 'unlimited'}`);
       }
@@ -67,6 +70,7 @@ export async function runOnTestnet(options: TestnetRunOptions, bench: (descripti
       client: options.client,
       latencyMs: options.latencyMs,
       rateBytesPerSec: options.rateBytesPerSec,
+      onion: options.onion,
       log: options.verbose ? (m) => process.stderr.write(`  ${m}\n`) : undefined,
     });
     const description = testnet.describe();
