@@ -17,6 +17,9 @@
 import { InternalError } from '../errors.js';
 import type { NodeRole, RelayPorts } from './ports.js';
 
+/** The exit's info log of the circ domain, in its data directory. */
+export const EXIT_CIRC_LOG = 'circ.log';
+
 export type LogLevel = 'notice' | 'info' | 'debug';
 /** 'wide': accept 127.0.0.0/8 and then *:* (needed for microdesc clients to pick the exit); 'loopback': 127.0.0.0/8 only. */
 export type ExitPolicyKind = 'wide' | 'loopback';
@@ -176,6 +179,9 @@ export function buildTorrc(node: TorrcNode, net: TorrcNetwork): string {
         // One loopback port refused by policy, so tests see END EXITPOLICY without leaving loopback.
         `ExitPolicy reject 127.0.0.0/8:${EXIT_REJECTED_PORT}`,
         'ExitPolicy accept 127.0.0.0/8:*',
+        // Congestion control's Vegas updates ("CC: TOR_VEGAS RTT: …, CWND: …") are info, domain
+        // circ: the exit's own record that a circuit negotiated it (tests read it).
+        `Log [circ]info file ${d}/${EXIT_CIRC_LOG}`,
       );
       // Without "accept *:*" the microdescriptor policy summary is "reject 1-65535"
       // and microdescriptor clients never choose this exit. Nothing but lo exists here.

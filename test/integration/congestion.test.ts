@@ -11,12 +11,15 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Network } from '../../src/dir/network.js';
 import { TorClient } from '../../src/client/torclient.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
 import { download, listenEcho } from './streamhelp.js';
+import { relayNodes } from '../../src/testnet/description.js';
+import { EXIT_CIRC_LOG } from '../../src/testnet/torrc.js';
 
 
 describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
@@ -25,6 +28,18 @@ describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() 
   let echoPort: number;
   const net = () => loadTestnet();
   const path = () => new URL(net().http.url).pathname;
+  /** The exit's own Vegas lines (tor logs one per congestion-window update, info, domain circ). */
+  const vegasLines = (rsa: string): string[] => {
+    const node = relayNodes(net()).find((n) => n.fingerprint === rsa);
+    assert.ok(node, `exit ${rsa} is a node of the test network`);
+    let text = '';
+    try {
+      text = readFileSync(join(node.dataDir, EXIT_CIRC_LOG), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return text.split('\n').filter((line) => line.includes('CC: TOR_VEGAS'));
+  };
   before(async () => {
     client = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
     ({ server: echo, port: echoPort } = await listenEcho());
@@ -40,8 +55,13 @@ describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() 
       assert.deepEqual(circuit.hops.map((h) => h.congestionControl !== undefined), [false, false, true]);
       const sendmeInc = circuit.hops[2]!.congestionControl!.sendmeInc;
       assert.ok(sendmeInc >= 30 && sendmeInc <= 32, `sendme_inc ${sendmeInc}`);
+      const vegasBefore = vegasLines(circuit.hops[2]!.rsa).length;
       const got = await download(await circuit.openStream('127.0.0.1', net().http.port), path());
       assert.equal(got.sha256, net().http.fileSha256);
+      // The exit's side of the negotiation: it ran Vegas on our circuit SENDMEs.
+      const vegas = vegasLines(circuit.hops[2]!.rsa).slice(vegasBefore);
+      console.log(`# exit ${circuit.hops[2]!.nickname}: ${vegas.length} Vegas updates during the download; last: ${vegas.at(-1)?.replace(/^.*CC: /, 'CC: ')}`);
+      assert.ok(vegas.length > 0, `the exit's ${EXIT_CIRC_LOG} shows congestion control running on the circuit`);
       const c = circuit.counters;
       // Our circuit SENDMEs: one per sendme_inc DATA cells from the exit (≈ 43,000 cells / 31), none per stream.
       assert.ok(c.sendmesOut >= Math.floor(c.dataIn / sendmeInc) - 1 && c.sendmesOut <= Math.ceil(c.dataIn / sendmeInc) + 1, `${c.sendmesOut} SENDMEs for ${c.dataIn} DATA cells`);
