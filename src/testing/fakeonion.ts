@@ -193,6 +193,12 @@ export function linkSpecifiersOf(relay: FakeRelay): LinkSpecifierBytes[] {
 export class FakeOnionWorld {
   /** Scripted behaviour per relay (absent: honest). */
   readonly roles = new Map<FakeRelay, OnionRelayRoles>();
+  /**
+   * Behaviours for the next INTRODUCE1s at any relay, in order (taken one per INTRODUCE1,
+   * before `roles`): `[{ nack: 1 }]` NACKs the first introduction whichever intro point
+   * the client tries first, so a retry is certain.
+   */
+  readonly nextIntroductions: IntroBehaviour[] = [];
   readonly services: FakeOnionService[] = [];
   readonly events: OnionEvent[] = [];
   private readonly cookies = new Map<string, Rendezvous>();
@@ -292,7 +298,7 @@ export class FakeOnionWorld {
       return;
     }
     this.introduced.add(circuit);
-    const behaviour = this.roleOf(circuit).intro ?? 'honest';
+    const behaviour = this.nextIntroductions.shift() ?? this.roleOf(circuit).intro ?? 'honest';
     if (behaviour === 'silent') return;
     if (behaviour === 'close') {
       circuit.destroy(CloseReason.FINISHED);

@@ -33,6 +33,7 @@ import { buildCertChain, type GeneratedChain } from '../../src/testing/certchain
 import { linkSpecifiersOf, startFakeOnionNetwork, type FakeOnionNetwork, type FakeOnionService } from '../../src/testing/fakeonion.js';
 import type { FakeRelay } from '../../src/testing/fakerelay.js';
 import { noLeaks } from '../support/leaks.js';
+import { failure, type Failure } from '../support/failure.js';
 
 const RELAYS = 8;
 const TIMEOUT = 3000;
@@ -197,6 +198,27 @@ test('fake onion roles, by hand: an INTRODUCE1 under an auth key the intro point
     const ack = IntroduceAckMsg.decode((await intro.nextCircuitMessage([RelayCommandHs.INTRODUCE_ACK], { timeoutMs: TIMEOUT, signal })).body);
     assert.equal(ack.status, 1);
     await intro.close();
+    await allClosed(w.net);
+  });
+});
+
+test('fake onion roles enforce tor\'s rules: ESTABLISH_RENDEZVOUS on a one-hop circuit is dropped, a 19-byte cookie closes the circuit', async () => {
+  await withWorld(async (w) => {
+    const rp = w.net.relays[4]!;
+    const one = await w.client.buildCircuit({ path: [info(w.client, rp)], timeoutMs: TIMEOUT, signal });
+    one.sendCircuitMessage(RelayCommandHs.ESTABLISH_RENDEZVOUS, random(20));
+    const silent = await failure(() => one.nextCircuitMessage([RelayCommandHs.RENDEZVOUS_ESTABLISHED], { timeoutMs: 300, signal }));
+    assert.equal(silent.error.code, 'E_TIMEOUT', 'no answer on a one-hop circuit');
+    assert.match(rp.violations.join('\n'), /one-hop circuit/);
+    rp.violations.length = 0;
+    await one.close();
+    const three = await w.client.buildCircuit({ path: [info(w.client, w.net.relays[0]!), info(w.client, w.net.relays[1]!), info(w.client, rp)], timeoutMs: TIMEOUT, signal });
+    three.sendCircuitMessage(RelayCommandHs.ESTABLISH_RENDEZVOUS, random(19));
+    const closed = await failure(() => three.nextCircuitMessage([RelayCommandHs.RENDEZVOUS_ESTABLISHED], { timeoutMs: TIMEOUT, signal }));
+    assert.notEqual(closed.error.code, 'E_TIMEOUT', `the circuit was closed: ${closed.error.message}`);
+    assert.match(rp.violations.join('\n'), /19 bytes/);
+    rp.violations.length = 0;
+    await three.close();
     await allClosed(w.net);
   });
 });
