@@ -297,7 +297,10 @@ export type OnionServiceErrorCode =
   | 'E_ONION_DESC_INVALID' // descriptors came, none verified and decrypted (tor's BAD_DESC; F1)
   | 'E_ONION_CLIENT_AUTH' // the descriptor's second layer needs client authorization (F4)
   | 'E_ONION_NO_HSDIRS' // the consensus lists no usable HSDir
-  | 'E_ONION_DESC_FETCH'; // no responsible HSDir could be asked or gave an answer
+  | 'E_ONION_DESC_FETCH' // no responsible HSDir could be asked or gave an answer
+  | 'E_ONION_INTRO_FAILED' // every introduction point NACKed or failed, or the descriptor lists none (F2 HS_INTRO_FAILED)
+  | 'E_ONION_INTRO_TIMEOUT' // every introduction point timed out (F7 HS_INTRO_TIMEDOUT)
+  | 'E_ONION_REND_FAILED'; // the rendezvous circuit failed, timed out, or RENDEZVOUS2 did not authenticate (F3 HS_REND_FAILED)
 
 /** One HSDir asked for a descriptor, and what came of it. */
 export interface OnionHsDirAttempt {
@@ -308,19 +311,38 @@ export interface OnionHsDirAttempt {
   readonly error?: OrportError;
 }
 
+/** One introduction point tried, and what came of it. */
+export interface OnionIntroAttempt {
+  /** Which one: its index in the descriptor and its relay (RSA fingerprint, address). */
+  readonly introPoint: string;
+  /** 'nack': INTRODUCE_ACK with a non-zero status; 'timeout': no circuit or no ACK in time; 'failed': the circuit failed. */
+  readonly outcome: 'nack' | 'timeout' | 'failed';
+  /** The INTRODUCE_ACK status (rend-spec 3.2.2: 1 service not recognized, 2 bad message, 3 can't relay). */
+  readonly status?: number;
+  readonly error?: OrportError;
+}
+
+export interface OnionServiceErrorOptions extends OrportErrorOptions {
+  /** What each introduction point did (E_ONION_INTRO_*, E_ONION_REND_FAILED). */
+  introAttempts?: readonly OnionIntroAttempt[];
+}
+
 /**
- * An onion service's descriptor could not be had or used: `code` says why, `address` is the
- * service, `attempts` what each responsible HSDir did (the last failure is the `cause`).
+ * An onion service could not be reached: `code` says why, `address` is the service,
+ * `attempts` what each responsible HSDir did (the last failure is the `cause`),
+ * `introAttempts` what each introduction point did.
  */
 export class OnionServiceError extends OrportError {
   override readonly code: OnionServiceErrorCode;
   readonly address: string;
   readonly attempts: readonly OnionHsDirAttempt[];
+  readonly introAttempts: readonly OnionIntroAttempt[];
 
-  constructor(code: OnionServiceErrorCode, address: string, message: string, attempts: readonly OnionHsDirAttempt[] = [], options?: OrportErrorOptions) {
+  constructor(code: OnionServiceErrorCode, address: string, message: string, attempts: readonly OnionHsDirAttempt[] = [], options?: OnionServiceErrorOptions) {
     super(code, 'onion', message, options);
     this.code = code;
     this.address = address;
     this.attempts = attempts;
+    this.introAttempts = options?.introAttempts ?? [];
   }
 }

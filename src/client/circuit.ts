@@ -16,7 +16,7 @@ import { utf8 } from '../codec/bytes.js';
 import { BeginDirMsg, BeginMsg, type RelayMessage } from '../codec/relaymsg.js';
 import type { Tor1Keys } from '../crypto/relaycrypto.js';
 import { OnionBeginMsg } from '../onion/cells.js';
-import { AddrType, EndReason } from '../codec/datatype.js';
+import { AddrType, EndReason, type LinkSpecifier } from '../codec/datatype.js';
 import { isIPv6 } from 'node:net';
 import { TorStream, type StreamOpening, type TorStreamOptions } from './stream.js';
 import type { CircuitMachine, CircuitOptions, PendingHandshake, StreamHandle } from '../proto/circuit.js';
@@ -50,6 +50,8 @@ export interface ExtendOptions extends WaitOptions {
   name?: string | undefined;
   /** Ask the new hop for congestion control (ntor v3 only; prop 324), with the consensus' cc_sendme_inc. */
   congestionControl?: HandshakeOptions['congestionControl'];
+  /** The link specifiers EXTEND2 sends instead of the target's (an introduction point's, verbatim from the descriptor). */
+  linkSpecifiers?: readonly LinkSpecifier[];
 }
 
 export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
@@ -333,7 +335,7 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
     const label = `hop #${this.hopCount + 1} (${name})`;
     try {
       pending = handshakeFor(options.handshake ?? defaultHandshake(target), target, label, undefined, { congestionControl: options.congestionControl });
-      specs = linkSpecifiersFor(target);
+      specs = options.linkSpecifiers ? [...options.linkSpecifiers] : linkSpecifiersFor(target);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -21,6 +21,7 @@ import { verifyConsensus } from '../dir/verify.js';
 import { latin1Text } from '../dir/netdoc.js';
 import { parseMicrodescs, type Microdesc } from '../dir/microdesc.js';
 import type { MicrodescConsensus, RouterEntry } from '../dir/consensus.js';
+import type { BuildCircuitOptions, ConsensusView, RelayInfo } from './view.js';
 import { DirCache } from './dircache.js';
 import { DirectoryClient, type DirClientOptions, type DirSource, type DirStats } from './dirclient.js';
 import { startDeadline, type WaitOptions } from './wait.js';
@@ -37,48 +38,7 @@ import { GuardSet, guardParams } from '../path/guards.js';
 import { congestionControlEnabled, congestionParams } from '../proto/ccparams.js';
 import { supportsVersion } from '../dir/consensus.js';
 
-/** One relay as the verified consensus and its microdescriptor describe it. */
-export interface RelayInfo {
-  readonly nickname: string;
-  /** RSA identity fingerprint, 40 upper-case hex digits (as tor prints it). */
-  readonly rsa: string;
-  /** Ed25519 identity, unpadded base64 (from the microdescriptor; undefined without one). */
-  readonly ed25519: string | undefined;
-  readonly address: string;
-  readonly orPort: number;
-  readonly dirPort: number;
-  /** The relay's IPv6 ORPort, if it has one (`a` line). */
-  readonly ipv6: { readonly address: string; readonly port: number } | undefined;
-  readonly flags: readonly string[];
-  /** Consensus weight (`w Bandwidth=`), in the consensus' unit (kilobytes/s). */
-  readonly bandwidth: number;
-  /** Supported subprotocols (`pr`): name → version ranges as written ('1-5'). */
-  readonly protocols: Readonly<Record<string, string>>;
-  /** The curve25519 ntor onion key, base64 as in the microdescriptor. */
-  readonly ntorOnionKey: string | undefined;
-  /** Exit policy summaries (`p`, `p6`), e.g. 'accept 80,443' ('reject 1-65535' when absent). */
-  readonly exitPolicy: { readonly ipv4: string; readonly ipv6: string | undefined };
-  /** `family` entries (fingerprints with '$', or nicknames) and `family-ids`. */
-  readonly family: readonly string[];
-  readonly familyIds: readonly string[];
-  /** The microdescriptor digest (`m`, base64 SHA-256). */
-  readonly microdescDigest: string;
-}
-
-/** The verified view of the network. */
-export interface ConsensusView {
-  readonly validAfter: Date;
-  readonly freshUntil: Date;
-  readonly validUntil: Date;
-  /** Nicknames of the authorities whose signatures verified. */
-  readonly signedBy: readonly string[];
-  readonly params: Readonly<Record<string, number>>;
-  readonly bandwidthWeights: Readonly<Record<string, number>>;
-  /** Every relay of the consensus; those without a microdescriptor yet have no ntor key. */
-  readonly relays: readonly RelayInfo[];
-  /** The parsed consensus, for what the view leaves out. */
-  readonly document: MicrodescConsensus;
-}
+export type { RelayInfo, ConsensusView, BuildCircuitOptions, CircuitSource } from './view.js';
 
 export type BootstrapStep = 'cache' | 'consensus' | 'certificates' | 'microdescriptors' | 'done';
 
@@ -112,31 +72,6 @@ export interface TorClientOptions extends WaitOptions {
   preemptiveCircuits?: number;
   /** No new streams on an exit circuit first used longer ago than this (default 10 min, tor's MaxCircuitDirtiness). */
   maxCircuitDirtinessMs?: number;
-}
-
-export interface BuildCircuitOptions extends WaitOptions {
-  /** Hops (1-8, default 3). */
-  hops?: number;
-  /** The port the exit must accept (default 80). */
-  exitPort?: number;
-  /** @deprecated the old name of `exitPort`. */
-  port?: number;
-  /**
-   * The relays to use, first hop first, instead of a chosen path: nicknames, fingerprints
-   * ('$'-prefixed or not) or RelayInfo objects; or a `{ guard, middle, exit }` path.
-   */
-  path?: readonly (string | RelayInfo)[] | Path<RelayInfo>;
-  /** Each hop's handshake (default: ntor v3 where the relay lists Relay=4, else ntor). */
-  handshake?: HandshakeKind;
-  /** Paths to try before giving up (default 3; 1 with an explicit `path`). `timeoutMs` bounds each. */
-  attempts?: number;
-  /** Relays (RSA fingerprints) not to use in a chosen path. */
-  exclude?: readonly string[];
-  /**
-   * Negotiate congestion control (prop 324) with the last hop when the consensus and the
-   * relay allow it, as tor 0.4.9 does (default true); false builds with fixed windows.
-   */
-  congestionControl?: boolean;
 }
 
 export const DEFAULT_BUILD_TIMEOUT_MS = 60_000;

@@ -22,15 +22,46 @@ import { randomBytes } from 'node:crypto';
 import { AbortError, BadArgumentError, CertificateError, OnionServiceError, OrportError, TimeoutError, type OnionHsDirAttempt } from '../errors.js';
 import { latin1Text } from '../dir/netdoc.js';
 import { parseHttpResponse } from '../dir/http.js';
-import { selectRelays } from '../path/select.js';
+import { chooseWeighted, positionWeight, selectRelays } from '../path/select.js';
 import { startDeadline } from '../client/wait.js';
-import type { RelayInfo, TorClient } from '../client/torclient.js';
+import type { CircuitSource, RelayInfo } from '../client/view.js';
 import { parseOnionAddress } from './address.js';
 import { decodeHsDescriptor, HS_DESC_MAX_SIZE_DEFAULT, type HsDescriptor } from './descriptor.js';
 import { blindPublicKey, descriptorPath, fetchSrv, responsibleHsDirs, subcredential, timePeriod, type FetchSrv, type TimePeriod, type TimePeriodParams } from './keys.js';
 
-/** What the lookup needs of a client (a TorClient; tests may pass less). */
-export type OnionLookupClient = Pick<TorClient, 'consensus' | 'buildCircuit' | 'network'>;
+/** What the lookup needs of a client (a TorClient; tests may pass less): its consensus, network and buildCircuit. */
+export type OnionLookupClient = CircuitSource;
+
+/**
+ * The relays of an `hops`-hop path ending at `lastHop` (an HSDir, a rendezvous point, the
+ * hop before an introduction point), the others drawn as path/select draws a guard and
+ * middles, out of its family (tor's internal circuits to a chosen relay).
+ */
+export function pathEndingAt(client: Pick<CircuitSource, 'consensus' | 'network'>, lastHop: RelayInfo, hops: number, random: () => number, exclude?: ReadonlySet<string>): RelayInfo[] {
+  const view = client.consensus;
+  return selectRelays(view.relays, hops, {
+    weights: view.bandwidthWeights,
+    scale: view.params.bwweightscale,
+    enforceDistinctSubnets: client.network.rules.enforceDistinctSubnets,
+    useFamilyLists: view.params['use-family-lists'] !== 0,
+    useFamilyIds: view.params['use-family-ids'] !== 0,
+    random,
+    exclude,
+    lastHop,
+  });
+}
+
+/**
+ * A relay drawn as tor draws a middle (bandwidth-weighted for the middle position) among
+ * the running, valid, fast relays with an ntor key that `accept` allows and `exclude` does
+ * not name: a rendezvous point (tor's pick_rendezvous_point: HSRend=2), or the hop before
+ * an introduction point. Undefined when none is left.
+ */
+export function chooseMiddleRelay(client: Pick<CircuitSource, 'consensus'>, accept: (relay: RelayInfo) => boolean, random: () => number, exclude?: ReadonlySet<string>): RelayInfo | undefined {
+  const view = client.consensus;
+  const pool = view.relays.filter((r) => ['Running', 'Valid', 'Fast'].every((f) => r.flags.includes(f)) && !!r.ntorOnionKey && !exclude?.has(r.rsa) && accept(r));
+  return chooseWeighted(pool, (r) => positionWeight(r, 'middle', view.bandwidthWeights, view.params.bwweightscale), random);
+}
 
 export const DEFAULT_ONION_LOOKUP_TIMEOUT_MS = 120_000;
 export const DEFAULT_HSDIR_TIMEOUT_MS = 30_000;
@@ -128,7 +159,8 @@ function describe(relay: RelayInfo): string {
   return `${relay.nickname} ($${relay.rsa})`;
 }
 
-function shuffled<T>(items: readonly T[], random: () => number): T[] {
+/** A shuffled copy (Fisher–Yates with `random`). */
+export function shuffled<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -138,7 +170,7 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
 }
 
 /** A uniform number in [0, 1) from 48 random bits. */
-const cryptoRandom = (): number => randomBytes(6).readUIntBE(0, 6) / 2 ** 48;
+export const cryptoRandom = (): number => randomBytes(6).readUIntBE(0, 6) / 2 ** 48;
 
 /**
  * Fetches, verifies and decrypts the descriptor of `address` (see the file header).
@@ -279,17 +311,7 @@ async function askHsDir(
   const wait = { signal: controller.signal, timeoutMs: options.timeoutMs };
   let circuit: Awaited<ReturnType<OnionLookupClient['buildCircuit']>> | undefined;
   try {
-    const view = client.consensus;
-    const relays = selectRelays(view.relays, HSDIR_CIRCUIT_HOPS, {
-      weights: view.bandwidthWeights,
-      scale: view.params.bwweightscale,
-      enforceDistinctSubnets: client.network.rules.enforceDistinctSubnets,
-      useFamilyLists: view.params['use-family-lists'] !== 0,
-      useFamilyIds: view.params['use-family-ids'] !== 0,
-      random: options.random,
-      lastHop: hsdir,
-    });
-    circuit = await client.buildCircuit({ ...wait, path: relays });
+    circuit = await client.buildCircuit({ ...wait, path: pathEndingAt(client, hsdir, HSDIR_CIRCUIT_HOPS, options.random) });
     const raw = await circuit.directory(`GET ${path} HTTP/1.0\r\n\r\n`, 1, { ...wait, maxResponseBytes: options.maxDescriptorSize + HTTP_HEADER_ROOM });
     const response = parseHttpResponse(raw, { maxBodyBytes: options.maxDescriptorSize + HTTP_HEADER_ROOM });
     if (response.statusCode === 404) return { attempt: { hsdir: name, outcome: 'not-found' } };
