@@ -390,7 +390,7 @@ export class FakeOnionService {
     readonly options: FakeOnionServiceOptions,
   ) {
     this.random = options.random ?? ((n) => new Uint8Array(randomBytes(n)));
-    this.address = `${encodeOnionAddress(this.identity.pub)}.onion`;
+    this.address = encodeOnionAddress(this.identity.pub);
     this.introPoints = options.introPoints.map((relay) => {
       const auth = ed25519Pair();
       return { relay, authKey: auth.pub, authKeyPrivate: auth.priv, encKeyPair: x25519KeyPair(this.random(32)) };

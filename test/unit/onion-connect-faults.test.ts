@@ -27,7 +27,9 @@ import { TorClient } from '../../src/client/torclient.js';
 import type { TorCircuit } from '../../src/client/torcircuit.js';
 import type { TorStream } from '../../src/client/stream.js';
 import { concatBytes } from '../../src/codec/bytes.js';
+import { AbortError, HandshakeError, OnionServiceError, OrportError, ProtocolError, StreamClosedError, TimeoutError } from '../../src/errors.js';
 import { IntroduceAckMsg, RelayCommandHs } from '../../src/onion/cells.js';
+import { openOnionCircuit } from '../../src/onion/rendezvous.js';
 import { encodeIntroduce1Header, encodeIntroducePlaintext, hsNtorClientFinish, hsNtorClientIntroduce } from '../../src/onion/hsntor.js';
 import { buildCertChain, type GeneratedChain } from '../../src/testing/certchain.js';
 import { linkSpecifiersOf, startFakeOnionNetwork, type FakeOnionNetwork, type FakeOnionService } from '../../src/testing/fakeonion.js';
@@ -221,4 +223,201 @@ test('fake onion roles enforce tor\'s rules: ESTABLISH_RENDEZVOUS on a one-hop c
     await three.close();
     await allClosed(w.net);
   });
+});
+
+// ---------------------------------------------------------------------------------
+// openOnionCircuit (onion/rendezvous) against scripted faults
+
+const INTRO_TIMEOUT = 800;
+const REND_TIMEOUT = 1200;
+const options = { timeoutMs: 8000, introTimeoutMs: INTRO_TIMEOUT, rendTimeoutMs: REND_TIMEOUT, signal } as const;
+
+/** Circuits open at the fake relays' first hops (one per circuit the client holds). */
+function openCircuitCount(net: FakeOnionNetwork): number {
+  return net.relays.reduce((n, r) => n + [...r.connections].reduce((m, c) => m + c.circuits.size, 0), 0);
+}
+
+/** Waits until exactly `n` circuits are open at the fake relays (DESTROY cells travel). */
+async function circuitsOpen(net: FakeOnionNetwork, n: number): Promise<void> {
+  for (let i = 0; i < 50 && openCircuitCount(net) !== n; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(openCircuitCount(net), n, `${n} circuit(s) open at the fake relays`);
+}
+
+function introEvents(w: World): string[] {
+  return w.net.world.events.filter((e) => e.event === 'INTRODUCE1' || e.event === 'INTRODUCE_ACK').map((e) => `${e.relay}:${e.event}${e.detail ? ` ${e.detail}` : ''}`);
+}
+
+/** An OnionServiceError with `code` for the service, within `bound` ms. */
+function expectOnionError(f: Failure, code: string, w: World, bound: number): OnionServiceError {
+  assert.ok(f.error instanceof OnionServiceError, `expected OnionServiceError ${code}, got ${f.error.name} (${f.error.code}): ${f.error.message}`);
+  assert.equal(f.error.code, code, f.error.message);
+  assert.equal(f.error.kind, 'onion');
+  assert.equal(f.error.address.replace(/\.onion$/, ''), w.service.address.replace(/\.onion$/, ''));
+  assert.ok(f.ms < bound, `failed after ${f.ms.toFixed(0)} ms, not within ${bound} ms`);
+  return f.error;
+}
+
+test('openOnionCircuit: the happy path — a rendezvous circuit ending at the service, BEGIN/DATA both ways, the intro circuit closed', async () => {
+  await withWorld(async (w) => {
+    const circuit = await openOnionCircuit(w.client, w.service.target(), options);
+    try {
+      await circuitsOpen(w.net, 1); // the intro circuit is gone once acknowledged (tor closes it)
+      assert.equal(circuit.hops.length, 4, 'G–M–RP + the virtual hop');
+      assert.equal(circuit.hops[3]!.handshake, 'hs-ntor');
+      const stream = await circuit.openStream('', 80, { timeoutMs: TIMEOUT, signal });
+      await echoes(stream);
+      const second = await circuit.openStream('', 80, { timeoutMs: TIMEOUT, signal });
+      await echoes(second);
+      stream.destroy();
+      second.destroy();
+    } finally {
+      await circuit.close();
+    }
+    await allClosed(w.net);
+    const rp = w.net.world.events.find((e) => e.event === 'ESTABLISH_RENDEZVOUS')!;
+    assert.equal(rp.hop, 3, 'the rendezvous point is the third hop');
+    const intro = w.net.world.events.find((e) => e.event === 'INTRODUCE1')!;
+    assert.equal(intro.hop, 4, 'the intro point is the fourth hop');
+    assert.equal(w.net.world.events.filter((e) => e.event === 'INTRODUCE1').length, 1);
+    assert.equal(w.service.rendezvousCount, 1);
+    assert.deepEqual(w.service.errors, []);
+  });
+});
+
+test('openOnionCircuit: a port the service does not have — END DONE, the circuit stays usable', async () => {
+  await withWorld(async (w) => {
+    const circuit = await openOnionCircuit(w.client, w.service.target(), options);
+    try {
+      const f = await failure(() => circuit.openStream('', 81, { timeoutMs: TIMEOUT, signal }));
+      assert.ok(f.error instanceof StreamClosedError, `${f.error.name}: ${f.error.message}`);
+      assert.equal((f.error as StreamClosedError).reason, 'DONE');
+      await echoes(await circuit.openStream('', 80, { timeoutMs: TIMEOUT, signal }));
+    } finally {
+      await circuit.close();
+    }
+    await allClosed(w.net);
+  });
+});
+
+/**
+ * openOnionCircuit succeeds after the first introduction failed: two INTRODUCE1s at two
+ * intro points, one rendezvous circuit, the service reached and bytes both ways; every
+ * circuit closed at the end. Resolves with how long openOnionCircuit took.
+ */
+async function retriedAndWorks(w: World): Promise<number> {
+  const t0 = performance.now();
+  const circuit = await openOnionCircuit(w.client, w.service.target(), options);
+  const ms = performance.now() - t0;
+  try {
+    await echoes(await circuit.openStream('', 80, { timeoutMs: TIMEOUT, signal }));
+  } finally {
+    await circuit.close();
+  }
+  await allClosed(w.net);
+  const intro = w.net.world.events.filter((e) => e.event === 'INTRODUCE1');
+  assert.equal(intro.length, 2, 'two introductions');
+  assert.notEqual(intro[0]!.relay, intro[1]!.relay, 'the second at another intro point');
+  assert.equal(w.net.world.events.filter((e) => e.event === 'ESTABLISH_RENDEZVOUS').length, 1, 'one rendezvous circuit');
+  assert.equal(w.service.rendezvousCount, 1);
+  return ms;
+}
+
+for (const status of [1, 2]) {
+  test(`openOnionCircuit: the first intro point NACKs (status ${status}) — INTRODUCE1 again at another intro point, same rendezvous, and it works`, async () => {
+    await withWorld(async (w) => {
+      w.net.world.nextIntroductions.push({ nack: status });
+      await retriedAndWorks(w);
+    });
+  });
+}
+
+test('openOnionCircuit: every intro point NACKs — E_ONION_INTRO_FAILED naming each, every circuit closed', async () => {
+  await withWorld(async (w) => {
+    for (const [i, ip] of w.ips.entries()) w.net.world.roles.set(ip, { intro: { nack: 1 + (i % 2) } });
+    const f = await failure(() => openOnionCircuit(w.client, w.service.target(), options));
+    const error = expectOnionError(f, 'E_ONION_INTRO_FAILED', w, options.timeoutMs);
+    assert.equal(error.introAttempts.length, w.ips.length, 'every intro point was tried');
+    assert.ok(error.introAttempts.every((a) => a.outcome === 'nack'), JSON.stringify(error.introAttempts.map((a) => a.outcome)));
+    assert.deepEqual(error.introAttempts.map((a) => a.status).sort(), w.ips.map((_, i) => 1 + (i % 2)).sort());
+    assert.equal(new Set(w.net.world.events.filter((e) => e.event === 'INTRODUCE1').map((e) => e.relay)).size, w.ips.length, 'each intro point once');
+    await allClosed(w.net);
+    assert.equal(w.service.rendezvousCount, 0);
+  });
+});
+
+test('openOnionCircuit: one intro point stays silent — after introTimeoutMs the next one, and it works', async () => {
+  await withWorld(async (w) => {
+    w.net.world.nextIntroductions.push('silent');
+    const ms = await retriedAndWorks(w);
+    assert.ok(ms >= INTRO_TIMEOUT - 5, `the silent intro point was waited for (${ms.toFixed(0)} ms)`);
+  });
+});
+
+test('openOnionCircuit: every intro point silent — E_ONION_INTRO_TIMEOUT, every circuit closed', async () => {
+  await withWorld(async (w) => {
+    for (const ip of w.ips) w.net.world.roles.set(ip, { intro: 'silent' });
+    const f = await failure(() => openOnionCircuit(w.client, w.service.target(), options));
+    const error = expectOnionError(f, 'E_ONION_INTRO_TIMEOUT', w, options.timeoutMs + 500);
+    assert.ok(error.introAttempts.every((a) => a.outcome === 'timeout'), JSON.stringify(error.introAttempts.map((a) => a.outcome)));
+    await allClosed(w.net);
+  });
+});
+
+test('openOnionCircuit: an intro point that closes the circuit on INTRODUCE1 — the next one, and it works', async () => {
+  await withWorld(async (w) => {
+    w.net.world.nextIntroductions.push('close');
+    await retriedAndWorks(w);
+  });
+});
+
+/** Rendezvous faults: how the service is set up, and how many RENDEZVOUS1s it then sent. */
+const rendFaults: { name: string; setup: (w: World) => void; service?: { ignoreIntroduce2: boolean }; rendezvous1: number; introduced: boolean }[] = [
+  { name: 'the service never answers INTRODUCE2 (no RENDEZVOUS2 comes)', setup: () => undefined, service: { ignoreIntroduce2: true }, rendezvous1: 0, introduced: true },
+  { name: "the rendezvous point drops the service's RENDEZVOUS1", setup: (w) => w.net.relays.forEach((r) => w.net.world.roles.set(r, { rendezvous: 'no-rendezvous2' })), rendezvous1: 1, introduced: true },
+  { name: 'the rendezvous point never sends RENDEZVOUS_ESTABLISHED', setup: (w) => w.net.relays.forEach((r) => w.net.world.roles.set(r, { rendezvous: 'no-established' })), rendezvous1: 0, introduced: false },
+];
+
+for (const row of rendFaults) {
+  test(`openOnionCircuit: ${row.name} — E_ONION_REND_FAILED after rendTimeoutMs, every circuit closed`, async () => {
+    await withWorld(async (w) => {
+      row.setup(w);
+      const f = await failure(() => openOnionCircuit(w.client, w.service.target(), options));
+      const error = expectOnionError(f, 'E_ONION_REND_FAILED', w, 2 * REND_TIMEOUT + 750);
+      assert.ok(f.ms >= REND_TIMEOUT - 5, `it waited rendTimeoutMs (${f.ms.toFixed(0)} ms)`);
+      assert.ok(error.cause instanceof TimeoutError, `the cause is the rendezvous step's timeout: ${String(error.cause)}`);
+      await allClosed(w.net);
+      assert.equal(w.service.rendezvousCount, row.rendezvous1, "the service's RENDEZVOUS1s");
+      const introduced = w.net.world.events.some((e) => e.event === 'INTRODUCE1');
+      assert.equal(introduced, row.introduced, row.introduced ? 'the client introduced itself' : 'no INTRODUCE1 before RENDEZVOUS_ESTABLISHED');
+    }, row.service ?? {});
+  });
+}
+
+for (const fault of ['bad-auth', 'from-middle'] as const) {
+  test(`openOnionCircuit: RENDEZVOUS2 ${fault === 'bad-auth' ? 'with a flipped AUTH byte' : 'from the hop before the rendezvous point'} — a typed error, the rendezvous circuit closed`, async () => {
+    await withWorld(async (w) => {
+      for (const r of w.net.relays) w.net.world.roles.set(r, { rendezvous: fault });
+      const f = await failure(() => openOnionCircuit(w.client, w.service.target(), options));
+      expectOnionError(f, 'E_ONION_REND_FAILED', w, options.timeoutMs);
+      const cause = f.error.cause as OrportError | undefined;
+      assert.ok(cause instanceof OrportError, `the cause says what failed: ${String(cause)}`);
+      if (fault === 'bad-auth') assert.ok(cause instanceof HandshakeError && /AUTH/.test(cause.message), cause.message);
+      else assert.ok(cause instanceof ProtocolError, `${cause.name}: ${cause.message}`);
+      await allClosed(w.net);
+    });
+  });
+}
+
+test('openOnionCircuit: the caller aborts while the service is slow — AbortError, every circuit closed', async () => {
+  await withWorld(async (w) => {
+    const controller = new AbortController();
+    const pending = openOnionCircuit(w.client, w.service.target(), { ...options, signal: controller.signal });
+    for (let i = 0; i < 400 && !w.net.world.events.some((e) => e.event === 'INTRODUCE_ACK'); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(w.net.world.events.some((e) => e.event === 'INTRODUCE_ACK'), 'the introduction was acknowledged before the abort');
+    controller.abort();
+    const f = await failure(() => pending);
+    assert.ok(f.error instanceof AbortError, `${f.error.name}: ${f.error.message}`);
+    await allClosed(w.net);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0, 'no abort listener left');
+  }, { rendezvousDelayMs: 2000 });
 });
