@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { Address } from '../codec/datatype.js';
-import { BadArgumentError, DecodeError, IncompleteError, ProtocolError, StreamClosedError, TimeoutError } from '../errors.js';
+import { BadArgumentError, DecodeError, IncompleteError, OnionAddressError, OnionServiceError, ProtocolError, StreamClosedError, TimeoutError, type OnionServiceErrorCode } from '../errors.js';
 
 /** RFC 1928 §3: authentication methods. */
 export const SocksMethod = { NO_AUTH: 0x00, GSSAPI: 0x01, USERNAME_PASSWORD: 0x02, NO_ACCEPTABLE: 0xff } as const;
@@ -467,11 +467,32 @@ const END_REASON_REPLY: Record<string, number> = {
 };
 
 /**
+ * Onion-service failures → prop 304's extended codes, as tor 0.4.9 sets them
+ * (DIGEST-onion §7): 404 from every HSDir F0, introduction F2 (F7 when every intro point
+ * timed out), rendezvous F3, client authorization F4. F1 (a descriptor that does not
+ * verify) is defined but never set by tor 0.4.9; we send it. No HSDir, or none answering,
+ * is a general failure as in tor.
+ */
+const ONION_REPLY: Partial<Record<OnionServiceErrorCode, number>> = {
+  E_ONION_DESC_NOT_FOUND: SocksReply.HS_DESC_NOT_FOUND,
+  E_ONION_DESC_INVALID: SocksReply.HS_DESC_INVALID,
+  E_ONION_INTRO_FAILED: SocksReply.HS_INTRO_FAILED,
+  E_ONION_INTRO_TIMEOUT: SocksReply.HS_INTRO_TIMEDOUT,
+  E_ONION_REND_FAILED: SocksReply.HS_REND_FAILED,
+  E_ONION_CLIENT_AUTH: SocksReply.HS_MISSING_CLIENT_AUTH,
+};
+
+/**
  * The reply code for a failed CONNECT or RESOLVE, as tor maps it: a StreamClosedError by
- * its END reason (tor-spec 6.3), a TimeoutError 0x06 (TTL expired), anything else 0x01.
+ * its END reason (tor-spec 6.3), a TimeoutError 0x06 (TTL expired), an onion address
+ * tor refuses F6 (parse_extended_hostname's BAD_HOSTNAME: any .onion name not a valid v3
+ * address), an OnionServiceError its extended code (ONION_REPLY), anything else 0x01.
  */
 export function socksReplyForError(error: unknown): number {
   if (error instanceof StreamClosedError) return END_REASON_REPLY[error.reason] ?? SocksReply.GENERAL_FAILURE;
+  // prop 304 extended codes for onion services (tor sends them with SocksPort ExtendedErrors).
+  if (error instanceof OnionAddressError) return SocksReply.HS_BAD_ADDRESS;
+  if (error instanceof OnionServiceError) return ONION_REPLY[error.code] ?? SocksReply.GENERAL_FAILURE;
   if (error instanceof TimeoutError) return SocksReply.TTL_EXPIRED;
   return SocksReply.GENERAL_FAILURE;
 }

@@ -31,6 +31,8 @@ import { createDispatcher, createHttpAgent, createHttpsAgent, torFetch, type Tor
 import { listenSocks, type SocksServer, type SocksServerOptions } from '../adapters/socksserver.js';
 import type { Agent } from 'undici';
 import { ExitPool, DEFAULT_TOR_CONNECT_TIMEOUT_MS, type TorConnectOptions } from './exitpool.js';
+import { OnionPool } from './onionpool.js';
+import { isOnionHostname } from '../onion/address.js';
 import type { TorStream } from './stream.js';
 import { defaultHandshake, type HandshakeKind } from './handshakes.js';
 import { policyAllows, selectRelays, type Path } from '../path/select.js';
@@ -104,6 +106,8 @@ export interface TorClientStats {
   readonly circuitsAhead: number;
   /** Exit circuits for `connect`: held now; streams opened, circuits built, reused, retries, retired. */
   readonly exits: { circuits: number; streams: number; built: number; reused: number; retries: number; retired: number };
+  /** Rendezvous circuits for `connect` to .onion names: held now; streams opened, circuits opened, reused, descriptors fetched again. */
+  readonly onions: { circuits: number; streams: number; opened: number; reused: number; descriptorRefetches: number };
 }
 
 export interface TorClientEvents {
@@ -134,6 +138,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   private guardsSaving: Promise<void> | undefined;
   private prebuilt: TorCircuit | undefined;
   private readonly exits: ExitPool;
+  private readonly onions: OnionPool;
   private httpDispatcher: Agent | undefined;
   private readonly agents: { http?: TorHttpAgent; https?: TorHttpsAgent } = {};
   private readonly socksServers = new Set<SocksServer>();
@@ -152,6 +157,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       relay: (rsa) => this.consensus.relays.find((r) => r.rsa === rsa),
       maxDirtinessMs: options.maxCircuitDirtinessMs,
     });
+    this.onions = new OnionPool(this, { maxDirtinessMs: options.maxCircuitDirtinessMs });
   }
 
   /**
@@ -212,6 +218,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       channels: { open: this.channels.size, ...this.channels.counters },
       circuitsAhead: this.prebuilt?.isOpen ? 1 : 0,
       exits: { circuits: this.exits.size, ...this.exits.counters },
+      onions: { circuits: this.onions.size, streams: this.onions.counters.streams, opened: this.onions.counters.circuits, reused: this.onions.counters.reused, descriptorRefetches: this.onions.counters.descriptorRefetches },
     };
   }
 
@@ -229,6 +236,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     this.agents.https?.destroy();
     await this.httpDispatcher?.destroy().catch(() => undefined);
     await this.exits.close();
+    await this.onions.close();
     await this.prebuilding;
     await this.prebuilt?.close();
     this.prebuilt = undefined;
@@ -425,10 +433,16 @@ export class TorClient extends EventEmitter<TorClientEvents> {
    * new streams after 10 min). A refusal another exit may not repeat is retried elsewhere
    * (`attempts`, default 3); then the relay's reason is the error: StreamClosedError with
    * `reason` CONNECTREFUSED, EXITPOLICY, RESOLVEFAILED, … `timeoutMs` (default 120 s, tor's
-   * SocksTimeout) and `signal` bound everything.
+   * SocksTimeout) and `signal` bound everything. A `.onion` host is an onion service
+   * (rend-spec-v3): its descriptor is fetched (cached), a rendezvous circuit opened to it
+   * (reused for later streams with the same `isolation`) and BEGIN sent to the service;
+   * failures are OnionServiceErrors (E_ONION_DESC_NOT_FOUND, E_ONION_INTRO_FAILED, …) or
+   * an OnionAddressError. A .onion name is never sent to an exit.
    */
   connect(host: string, port: number, options: TorConnectOptions = {}): Promise<TorStream> {
     if (this.closed) return Promise.reject(new BadArgumentError('the client is closed'));
+    // A .onion name never goes to an exit: it is an onion service (client/onionpool), or an OnionAddressError.
+    if (isOnionHostname(host)) return this.onions.connect(host, port, options);
     return this.exits.connect(host, port, options);
   }
 
@@ -471,6 +485,8 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   /** The addresses an exit resolves `host` to (tor-spec 6.4), IPv4 first. */
   async resolve(host: string, options: WaitOptions & { isolation?: string } = {}): Promise<string[]> {
     if (this.closed) throw new BadArgumentError('the client is closed');
+    // tor refuses to RESOLVE a .onion name (it would leak it to an exit): an onion service has no address.
+    if (isOnionHostname(host)) throw new BadArgumentError(`${host} is an onion service name: it is not resolved (connect to it instead)`);
     const timeoutMs = options.timeoutMs ?? DEFAULT_TOR_CONNECT_TIMEOUT_MS;
     const circuit = await this.exits.circuitFor(80, options.isolation, { signal: options.signal ?? this.lifetime.signal, timeoutMs });
     return circuit.resolve(host, { signal: options.signal, timeoutMs: Math.min(timeoutMs, 10_000) });
