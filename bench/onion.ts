@@ -11,17 +11,20 @@
  * Modes, each measured for both clients (what "cold" and "warm" can honestly mean when C
  * tor's client is one long-running process that also runs the service):
  *
- *   cold   no descriptor cached, no rendezvous circuit: C tor gets SIGNAL NEWNYM (tor
- *          0.4.9's signewnym_impl: hs_client_purge_state drops the descriptor cache and
- *          the intro-point state, every used circuit is marked unusable; tor rate-limits
- *          NEWNYM to one per 10 s, so cold rounds are ≥ 10 s apart); orport's client drops
- *          its descriptor cache (clearOnionDescriptorCache) and its onion circuits. Both
- *          keep their connections to guards and whatever circuits they have built ahead
- *          (C tor keeps preemptive internal circuits it can cannibalize for the HSDir, intro
- *          and rendezvous circuits; that is its normal behaviour and is kept).
+ *   cold   no descriptor cached, a new rendezvous: C tor gets SIGNAL NEWNYM (tor 0.4.9's
+ *          signewnym_impl: hs_client_purge_state drops the descriptor cache and the
+ *          intro-point state, every used circuit is marked unusable; tor rate-limits
+ *          NEWNYM to one per 10 s, so cold rounds are ≥ 10 s apart) and its rendezvous
+ *          circuits are closed; orport's client drops its descriptor cache
+ *          (clearOnionDescriptorCache) and connects with a new isolation key (so its pool
+ *          opens a new rendezvous circuit). Both keep their connections to guards and the
+ *          circuits they built ahead (C tor keeps preemptive internal circuits that it
+ *          cannibalizes for HSDir, intro and rendezvous circuits: its normal behaviour).
  *   warm   descriptor cached, a new rendezvous: C tor's client rendezvous circuits
- *          (PURPOSE=HS_CLIENT_REND, from CIRC events) are closed with CLOSECIRCUIT first;
- *          orport's onion circuits are closed, its descriptor cache kept.
+ *          (PURPOSE=HS_CLIENT_REND, from CIRC / CIRC_MINOR events) are closed with
+ *          CLOSECIRCUIT first; orport connects with a new isolation key.
+ *   reuse  the rendezvous circuit of the warm fetch is still open: a new stream on it
+ *          (both clients reuse it, as tor does within MaxCircuitDirtiness).
  *   fresh  orport only: a new TorClient per round (bootstrap untimed; its first guard
  *          connections are in the time). C tor has no counterpart here: the launcher
  *          runs one client process and tor may only be started through it.
@@ -72,7 +75,8 @@ function parseOptions(argv: readonly string[]): Options {
   return opts;
 }
 
-type Mode = 'cold' | 'warm' | 'fresh';
+type Mode = 'cold' | 'warm' | 'reuse' | 'fresh';
+const MODES: readonly Mode[] = ['cold', 'warm', 'reuse', 'fresh'];
 type Who = 'orport' | 'C tor';
 const FETCH_TIMEOUT_MS = 60_000;
 /** tor's MAX_SIGNEWNYM_RATE (seconds), and a margin. */
@@ -218,18 +222,14 @@ class CtorControl {
 
 interface OrportHandle {
   client: TorClient;
-}
-
-/** Closes what orport's client keeps for onion services (its circuits to them), if it has a way to. */
-async function orportForgetCircuits(client: TorClient): Promise<void> {
-  const c = client as unknown as { closeOnionCircuits?: (address?: string) => Promise<void> | void };
-  await c.closeOnionCircuits?.();
+  /** The isolation key of the current rendezvous circuit (a new one: a new rendezvous). */
+  isolation: number;
 }
 
 /** orport: connect, GET, first byte, the rest. */
-async function orportFetch(client: TorClient, host: string, port: number, request: string, signal: AbortSignal): Promise<Sample & { head: Buffer }> {
+async function orportFetch(client: TorClient, host: string, port: number, request: string, isolation: string, signal: AbortSignal): Promise<Sample & { head: Buffer }> {
   const t0 = performance.now();
-  const stream = await client.connect(host, port, { timeoutMs: FETCH_TIMEOUT_MS, signal });
+  const stream = await client.connect(host, port, { timeoutMs: FETCH_TIMEOUT_MS, signal, isolation });
   try {
     let head: Buffer | undefined;
     stream.on('data', (c: Buffer) => (head ??= c));
@@ -252,8 +252,8 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
   const request = `GET ${path} HTTP/1.0\r\nHost: ${onion.address}\r\n\r\n`;
   const expected = description.http.fileBytes;
   const ctor = await CtorControl.open(clientNode.controlPort);
-  const handle: OrportHandle = { client: await TorClient.create({ network, refresh: false, signal, timeoutMs: 60_000 }) };
-  const rows: Record<`${Who} ${Mode}`, Sample[]> = { 'orport cold': [], 'orport warm': [], 'orport fresh': [], 'C tor cold': [], 'C tor warm': [], 'C tor fresh': [] };
+  const handle: OrportHandle = { client: await TorClient.create({ network, refresh: false, signal, timeoutMs: 60_000 }), isolation: 0 };
+  const rows = Object.fromEntries((['orport', 'C tor'] as const).flatMap((who) => MODES.map((m) => [`${who} ${m}`, [] as Sample[]]))) as Record<`${Who} ${Mode}`, Sample[]>;
   const failures: string[] = [];
   const runs = (who: Who) => opts.only === undefined || (opts.only === 'ctor') === (who === 'C tor');
   say(`onion service ${onion.address}:${onion.port} (run by ${onion.nick}); tor ${description.torVersion}; ${opts.rounds} rounds`);
@@ -264,8 +264,10 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
       let r: Sample & { head: Buffer };
       if (who === 'C tor') {
         if (mode === 'cold') await ctor.newnym(signal);
-        const closed = await ctor.closeRendezvous();
-        if (opts.verbose) say(`C tor ${mode}: ${closed} rendezvous circuit(s) closed first`);
+        if (mode !== 'reuse') {
+          const closed = await ctor.closeRendezvous();
+          if (opts.verbose) say(`C tor ${mode}: ${closed} rendezvous circuit(s) closed first`);
+        }
         await sleep(250, undefined, { signal }); // let the closes settle; both clients get the same idle gap
         r = await ctorFetch(clientNode.socksPort!, onion.address, onion.port, request);
       } else {
@@ -274,9 +276,9 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
           handle.client = await TorClient.create({ network, refresh: false, signal, timeoutMs: 60_000 });
         }
         if (mode === 'cold') clearOnionDescriptorCache(handle.client);
-        await orportForgetCircuits(handle.client);
+        if (mode !== 'reuse') handle.isolation++;
         await sleep(250, undefined, { signal });
-        r = await orportFetch(handle.client, onion.address, onion.port, request, signal);
+        r = await orportFetch(handle.client, onion.address, onion.port, request, `bench-onion-${handle.isolation}`, signal);
       }
       const body = bodyBytes(r.head, r.bytes);
       if (body !== expected) throw new Error(`got ${body} body bytes of ${expected}`);
@@ -295,8 +297,8 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
     failures.length = 0;
     for (let round = 0; round < opts.rounds; round++) {
       const order: Who[] = (round & 1 ? ['C tor', 'orport'] : ['orport', 'C tor']).filter((w) => runs(w as Who)) as Who[];
-      // cold, then warm (the cold fetch leaves the descriptor cached)
-      for (const mode of ['cold', 'warm'] as const) for (const who of order) await once(who, mode);
+      // cold, then warm (the cold fetch leaves the descriptor cached), then reuse (warm's circuit)
+      for (const mode of ['cold', 'warm', 'reuse'] as const) for (const who of order) await once(who, mode);
       if (runs('orport')) await once('orport', 'fresh');
     }
   } finally {
@@ -316,14 +318,14 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
       `| mode | orport median (ms) | orport p95 | C tor median (ms) | C tor p95 | orport / C tor |`,
       '|---|---|---|---|---|---|',
     ];
-    for (const mode of ['cold', 'warm', 'fresh'] as const) {
+    for (const mode of MODES) {
       const o = med(`orport ${mode}`);
       const c = med(`C tor ${mode}`);
       out.push(`| ${mode} | ${f(o)} | ${f(quantile(rows[`orport ${mode}`].map((s) => s.ttfbMs), 0.95))} | ${f(c)} | ${f(quantile(rows[`C tor ${mode}`].map((s) => s.ttfbMs), 0.95))} | ${Number.isFinite(o / c) ? (o / c).toFixed(2) : '-'} |`);
     }
     out.push(
       '',
-      'cold: no descriptor, new rendezvous (C tor: SIGNAL NEWNYM); warm: descriptor cached, new rendezvous (C tor: its HS_CLIENT_REND circuits closed); fresh: a new TorClient (C tor: none)',
+      'cold: no descriptor, new rendezvous (C tor: SIGNAL NEWNYM); warm: descriptor cached, new rendezvous (C tor: its HS_CLIENT_REND circuits closed; orport: a new isolation key); reuse: a new stream on the open rendezvous circuit; fresh: a new TorClient (C tor: none)',
       "target: orport's median ≤ 1.0× C tor's",
     );
     if (failures.length) out.push('', `failures (${failures.length}):`, ...failures.map((x) => `  ${x}`));
