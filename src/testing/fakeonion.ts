@@ -112,8 +112,12 @@ export class HsServiceLayer implements RelaySideLayer {
 // ---------------------------------------------------------------------------------
 // Roles and faults
 
-/** An introduction point's behaviour on INTRODUCE1 (default 'honest'). */
-export type IntroBehaviour = 'honest' | 'silent' | 'close' | { readonly nack: number };
+/**
+ * An introduction point's behaviour on INTRODUCE1 (default 'honest'): 'silent' never
+ * answers, 'close' destroys the circuit, `{ nack }` answers INTRODUCE_ACK with that status,
+ * `{ ackDelayMs }` is honest but sends the ACK that much later (RENDEZVOUS2 comes first).
+ */
+export type IntroBehaviour = 'honest' | 'silent' | 'close' | { readonly nack: number } | { readonly ackDelayMs: number };
 
 /**
  * A rendezvous point's behaviour (default 'honest'): 'no-established' never answers
@@ -308,7 +312,7 @@ export class FakeOnionWorld {
       circuit.send(RelayCommandHs.INTRODUCE_ACK, 0, new IntroduceAckMsg(status).encode());
       this.record(circuit, 'INTRODUCE_ACK', `status ${status}`);
     };
-    if (behaviour !== 'honest') return ack(behaviour.nack);
+    if (behaviour !== 'honest' && 'nack' in behaviour) return ack(behaviour.nack);
     let intro: Introduce1Msg;
     try {
       intro = Introduce1Msg.decode(body);
@@ -319,6 +323,11 @@ export class FakeOnionWorld {
     const found = this.findIntroPoint(circuit.relay, intro.authKey);
     if (!found) return ack(IntroduceAckStatus.SERVICE_NOT_RECOGNIZED);
     this.record(circuit, 'INTRODUCE2', found.service.address);
+    if (behaviour !== 'honest') {
+      void found.service.introduce2(circuit, found.point, intro);
+      void circuit.conn.sleep(behaviour.ackDelayMs).then(() => circuit.isOpen && ack(IntroduceAckStatus.SUCCESS), () => undefined);
+      return;
+    }
     ack(IntroduceAckStatus.SUCCESS);
     // The service answers on its own time (after the ACK, as the service's circuit to the RP takes a while).
     void found.service.introduce2(circuit, found.point, intro);

@@ -30,6 +30,7 @@ import { concatBytes } from '../../src/codec/bytes.js';
 import { AbortError, HandshakeError, OnionServiceError, OrportError, ProtocolError, StreamClosedError, TimeoutError } from '../../src/errors.js';
 import { IntroduceAckMsg, RelayCommandHs } from '../../src/onion/cells.js';
 import { openOnionCircuit } from '../../src/onion/rendezvous.js';
+import type { HsIntroductionPoint } from '../../src/onion/descriptor.js';
 import { encodeIntroduce1Header, encodeIntroducePlaintext, hsNtorClientFinish, hsNtorClientIntroduce } from '../../src/onion/hsntor.js';
 import { buildCertChain, type GeneratedChain } from '../../src/testing/certchain.js';
 import { linkSpecifiersOf, startFakeOnionNetwork, type FakeOnionNetwork, type FakeOnionService } from '../../src/testing/fakeonion.js';
@@ -330,6 +331,42 @@ for (const status of [1, 2]) {
     });
   });
 }
+
+test('openOnionCircuit: RENDEZVOUS2 comes before INTRODUCE_ACK (the ACK 300 ms late) — kept, and the circuit works', async () => {
+  await withWorld(async (w) => {
+    w.net.world.nextIntroductions.push({ ackDelayMs: 300 });
+    const circuit = await openOnionCircuit(w.client, w.service.target(), options);
+    try {
+      await echoes(await circuit.openStream('', 80, { timeoutMs: TIMEOUT, signal }));
+    } finally {
+      await circuit.close();
+    }
+    await allClosed(w.net);
+    const order = w.net.world.events.map((e) => e.event).filter((e) => e === 'RENDEZVOUS2' || e === 'INTRODUCE_ACK');
+    assert.deepEqual(order, ['RENDEZVOUS2', 'INTRODUCE_ACK'], 'the fake sent RENDEZVOUS2 first');
+  });
+});
+
+test('openOnionCircuit: intro points no relay answers for (link specifiers of unknown relays) — failed attempts, then the reachable one; only those: E_ONION_INTRO_FAILED', async () => {
+  await withWorld(async (w) => {
+    const target = w.service.target();
+    const unknown = (ip: HsIntroductionPoint): HsIntroductionPoint => ({ ...ip, linkSpecifiers: ip.linkSpecifiers.map((l) => (l.type === 2 ? { type: 2, data: random(20) } : l.type === 3 ? { type: 3, data: random(32) } : l)) });
+    const [a, b, good] = target.descriptor.inner.introductionPoints as [HsIntroductionPoint, HsIntroductionPoint, HsIntroductionPoint];
+    const withPoints = (points: HsIntroductionPoint[]) => ({ ...target, descriptor: { ...target.descriptor, inner: { ...target.descriptor.inner, introductionPoints: points } } });
+    const f = await failure(() => openOnionCircuit(w.client, withPoints([unknown(a), unknown(b)]), options));
+    const error = expectOnionError(f, 'E_ONION_INTRO_FAILED', w, options.timeoutMs);
+    assert.deepEqual(error.introAttempts.map((x) => x.outcome), ['failed', 'failed'], 'both failed (their circuits could not be extended)');
+    await allClosed(w.net);
+    const circuit = await openOnionCircuit(w.client, withPoints([unknown(a), unknown(b), good]), options);
+    try {
+      await echoes(await circuit.openStream('', 80, { timeoutMs: TIMEOUT, signal }));
+    } finally {
+      await circuit.close();
+    }
+    await allClosed(w.net);
+    assert.equal(w.service.rendezvousCount, 1);
+  });
+});
 
 test('openOnionCircuit: every intro point NACKs — E_ONION_INTRO_FAILED naming each, every circuit closed', async () => {
   await withWorld(async (w) => {
