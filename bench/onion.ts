@@ -6,7 +6,7 @@
  * alternating, in one run. The clock runs from the connect call (orport) / the TCP connect
  * to the SocksPort (C tor) to the response's first byte.
  *
- *   npm run bench -- onion [--rounds 5] [--json] [--verbose] [--only orport|ctor]
+ *   npm run bench -- onion [--rounds 5] [--latency MS] [--json] [--verbose] [--only orport|ctor]
  *
  * Modes, each measured for both clients (what "cold" and "warm" can honestly mean when C
  * tor's client is one long-running process that also runs the service):
@@ -28,6 +28,11 @@
  *   fresh  orport only: a new TorClient per round (bootstrap untimed; its first guard
  *          connections are in the time). C tor has no counterpart here: the launcher
  *          runs one client process and tor may only be started through it.
+ *
+ * C tor's client is the process that runs the service too (the launcher's client node):
+ * its client and service work share one event loop, while orport's client runs in this
+ * process, apart from the service. `--latency MS` boots the network with that one-way
+ * delay on every ORPort link (testnet/delay), where round trips count.
  *
  * Each stream reads the whole response (the file's size is checked) before the next
  * round. Medians; ratios orport / C tor; target ≤ 1.0× C tor. The machine is shared (2
@@ -52,18 +57,24 @@ interface Options {
   json: boolean;
   verbose: boolean;
   only: 'orport' | 'ctor' | undefined;
+  /** One-way delay on every ORPort link (runOnTestnet's latencyMs). */
+  latencyMs: number;
 }
 
-const usage = 'usage: npm run bench -- onion [--rounds N] [--json] [--verbose] [--only orport|ctor]';
+const usage = 'usage: npm run bench -- onion [--rounds N] [--latency MS] [--json] [--verbose] [--only orport|ctor]';
 
 function parseOptions(argv: readonly string[]): Options {
-  const opts: Options = { rounds: 5, json: false, verbose: false, only: undefined };
+  const opts: Options = { rounds: 5, json: false, verbose: false, only: undefined, latencyMs: 0 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--rounds') {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v < 1) throw new Error(`--rounds takes a whole number ≥ 1\n${usage}`);
       opts.rounds = v;
+    } else if (arg === '--latency') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0) throw new Error(`--latency takes a whole number of ms\n${usage}`);
+      opts.latencyMs = v;
     } else if (arg === '--json') opts.json = true;
     else if (arg === '--verbose') opts.verbose = true;
     else if (arg === '--only') {
@@ -309,11 +320,11 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
   const load = loadavg().map((x) => x.toFixed(2)).join(' ');
   const med = (k: keyof typeof rows) => quantile(rows[k].map((s) => s.ttfbMs), 0.5);
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ torVersion: description.torVersion, onion: onion.address, rounds: opts.rounds, rows, load, failures }, null, 1) + '\n');
+    process.stdout.write(JSON.stringify({ torVersion: description.torVersion, onion: onion.address, latencyMs: description.latencyMs, rounds: opts.rounds, rows, load, failures }, null, 1) + '\n');
   } else {
     const f = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
     const out = [
-      `bench/onion: time to first byte from ${onion.address.slice(0, 12)}….onion:${onion.port} (tor ${description.torVersion}, ${expected}-byte file); ${cpus().length} CPUs, load ${load}`,
+      `bench/onion: time to first byte from ${onion.address.slice(0, 12)}….onion:${onion.port} (tor ${description.torVersion}, ${expected}-byte file, links ${description.latencyMs} ms one way); ${opts.rounds} rounds; ${cpus().length} CPUs, load ${load}`,
       '',
       `| mode | orport median (ms) | orport p95 | C tor median (ms) | C tor p95 | orport / C tor |`,
       '|---|---|---|---|---|---|',
@@ -338,7 +349,7 @@ const opts = parseOptions(process.argv.slice(2));
 const say = (m: string) => {
   if (!opts.json) process.stderr.write(`bench/onion: ${m}\n`);
 };
-runOnTestnet({ name: 'onion', say, verbose: opts.verbose, client: true, onion: true }, (description, signal) => bench(description, opts, signal, say)).then(
+runOnTestnet({ name: 'onion', say, verbose: opts.verbose, client: true, onion: true, latencyMs: opts.latencyMs }, (description, signal) => bench(description, opts, signal, say)).then(
   (code) => {
     process.exitCode = code;
   },

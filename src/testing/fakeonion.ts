@@ -227,9 +227,9 @@ export class FakeOnionWorld {
     return service;
   }
 
-  /** Rendezvous circuits waiting for their service (cookies not used yet). */
+  /** Rendezvous circuits open and waiting for their service (cookies not used yet). */
   get pendingRendezvous(): number {
-    return this.cookies.size;
+    return [...this.cookies.values()].filter((r) => r.circuit.isOpen).length;
   }
 
   /** Closes every service's relay handle (the relays are the caller's). */
