@@ -18,7 +18,10 @@
  *   onion.roles.set(ipA, { intro: { nack: 1 } });                    // scripted faults
  *
  * `startFakeOnionNetwork` puts it together for a TorClient: fake relays that are also the
- * network's authorities, serving a consensus (testing/dirdocs) that lists them all.
+ * network's authorities, serving a consensus (testing/dirdocs) that lists them all, and
+ * the HSDirs: `service.publish()` has each serve the service's descriptor (testing/hsdesc:
+ * encrypted and signed by the blinded key for the network's time period), so
+ * `client.connect('<56>.onion', port)` runs end to end.
  *
  * Faults (per relay, `roles`; per service, its options): an intro point that NACKs
  * (status 1, 2, any), stays silent or closes the circuit; a rendezvous point that never
@@ -30,10 +33,10 @@
  *
  * Not modelled: the service's own circuits (it reaches the rendezvous point in memory —
  * RENDEZVOUS1 is a method call, the splice appends its hop to the client's circuit after
- * the RP, so the RP's layer is the last real one), ESTABLISH_INTRO, descriptors on HSDirs
- * (`descriptor()` builds the HsDescriptor object a lookup would return; its certificates
- * are signed with fresh keys but the outer layers are empty), client authorization, PoW,
- * congestion control on the virtual hop. Layer: test support (I/O through fakerelay).
+ * the RP, so the RP's layer is the last real one), ESTABLISH_INTRO, HSDir responsibility
+ * (every fake relay serves every published descriptor), descriptor uploads, client
+ * authorization, PoW, congestion control on the virtual hop. Layer: test support (I/O
+ * through fakerelay).
  */
 import { createCipheriv, createDecipheriv, createHash, generateKeyPairSync, randomBytes, type Cipher, type Decipher, type Hash, type KeyObject } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
@@ -47,7 +50,8 @@ import { encodeOnionAddress } from '../onion/address.js';
 import { IntroduceAckMsg, IntroduceAckStatus, Introduce1Msg, RelayCommandHs } from '../onion/cells.js';
 import type { HsDescriptor, HsIntroductionPoint } from '../onion/descriptor.js';
 import { decodeIntroducePlaintext, hsNtorService, type HsVirtualHopKeys, type LinkSpecifierBytes } from '../onion/hsntor.js';
-import { blindPublicKey, subcredential, timePeriod } from '../onion/keys.js';
+import { descriptorPath, subcredential, timePeriod, type TimePeriod, type TimePeriodParams } from '../onion/keys.js';
+import { blindedSigner, encodeHsDescriptor, type BlindedSigner } from './hsdesc.js';
 import { startFakeRelay, FakeStream, type FakeCircuit, type FakeRelay, type FakeRelayHooks, type Document } from './fakerelay.js';
 import { buildCertChain, type GeneratedChain } from './certchain.js';
 import { dirAuthorityTorrc, makeAuthorities, makeConsensus, type SyntheticRelay } from './dirdocs.js';
@@ -172,9 +176,10 @@ interface Rendezvous {
   readonly cookie: Uint8Array;
 }
 
-function ed25519Pair(): { pub: Uint8Array; priv: KeyObject } {
+function ed25519Pair(): { pub: Uint8Array; priv: KeyObject; seed: Uint8Array } {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  return { pub: ed25519RawPublicKey(publicKey), priv: privateKey };
+  const seed = new Uint8Array(Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url'));
+  return { pub: ed25519RawPublicKey(publicKey), priv: privateKey, seed };
 }
 
 /** C tor's link specifiers for a relay (node_get_link_specifier_smartlist): IPv4+ORPort, RSA id, Ed25519 id. */
@@ -205,6 +210,16 @@ export class FakeOnionWorld {
   readonly nextIntroductions: IntroBehaviour[] = [];
   readonly services: FakeOnionService[] = [];
   readonly events: OnionEvent[] = [];
+  /**
+   * The time period services blind their keys for: as a client of the network computes it
+   * (onion/lookup: at the consensus' valid-after, with its voting interval and test-network
+   * rule). startFakeOnionNetwork sets it; default: now, the public network's rule.
+   */
+  period: { at: Date; params: TimePeriodParams } = { at: new Date(), params: {} };
+  /** Descriptors the fake HSDirs serve, by path (/tor/hs/3/<base64 blinded key>; others get a 404): `FakeOnionService.publish`. */
+  readonly published = new Map<string, string>();
+  /** Descriptor requests the fake HSDirs answered (found or not). */
+  descriptorFetches = 0;
   private readonly cookies = new Map<string, Rendezvous>();
   private readonly introduced = new WeakSet<FakeCircuit>();
 
@@ -382,11 +397,13 @@ export class FakeOnionService {
   readonly identity = ed25519Pair();
   readonly address: string;
   readonly introPoints: FakeIntroPoint[];
-  /** N_hs_subcred for the current time period (what the client derives from the address). */
+  /** N_hs_subcred for the world's time period (what the client derives from the address). */
   readonly subcredential: Uint8Array;
   readonly blindedKey: Uint8Array;
+  readonly period: TimePeriod;
   private readonly descSign = ed25519Pair();
-  private readonly blinded = ed25519Pair();
+  private readonly blinded: BlindedSigner;
+  private revision = 0n;
   private readonly random: RandomSource;
   /** INTRODUCE2s that did not check out (MAC, plaintext, rendezvous point), as messages. */
   readonly errors: string[] = [];
@@ -404,7 +421,9 @@ export class FakeOnionService {
       const auth = ed25519Pair();
       return { relay, authKey: auth.pub, authKeyPrivate: auth.priv, encKeyPair: x25519KeyPair(this.random(32)) };
     });
-    this.blindedKey = blindPublicKey(this.identity.pub, timePeriod(new Date()));
+    this.period = timePeriod(world.period.at, world.period.params);
+    this.blinded = blindedSigner(this.identity.seed, this.identity.pub, this.period);
+    this.blindedKey = this.blinded.publicKey;
     this.subcredential = subcredential(this.identity.pub, this.blindedKey);
   }
 
@@ -437,12 +456,15 @@ export class FakeOnionService {
    * The HsDescriptor a lookup would return, listing `introPoints` (default all) in that
    * order: link specifiers as C tor writes them, the relay's ntor onion key, the auth key
    * (cert 09) and enc key (cert 0B) signed by a fresh descriptor signing key. The outer and
-   * middle layers hold no bytes (nothing here is decrypted again).
+   * middle layers hold no bytes (nothing here is decrypted again); `descriptorText` is the
+   * same descriptor encoded, encrypted and signed, as an HSDir serves it.
    */
   descriptor(introPoints: readonly FakeRelay[] = this.options.introPoints): HsDescriptor {
     const expirationHours = Math.floor(Date.now() / 3_600_000) + 3;
     const cert = (certType: number, certifiedKey: Uint8Array, by: KeyObject, signer: Uint8Array) =>
       Ed25519Cert.sign({ certType, expirationHours, keyType: 1, certifiedKey, extensions: [{ type: 4, flags: 0, data: signer }] }, by);
+    const certFields = { certType: 0x08, expirationHours, keyType: 1, certifiedKey: this.descSign.pub, extensions: [{ type: 4, flags: 0, data: this.blindedKey }] };
+    const signingKeyCert = Ed25519Cert.build(certFields, this.blinded.sign(Ed25519Cert.build(certFields, new Uint8Array(64)).signedBytes));
     const points: HsIntroductionPoint[] = introPoints.map((relay, i) => {
       const p = this.introPoints.find((x) => x.relay === relay);
       if (!p) throw new Error(`${relay.nickname} is not an intro point of this service`);
@@ -459,7 +481,7 @@ export class FakeOnionService {
     return {
       outer: {
         lifetimeMinutes: 180,
-        signingKeyCert: cert(0x08, this.descSign.pub, this.blinded.priv, this.blinded.pub),
+        signingKeyCert: signingKeyCert,
         signingKey: this.descSign.pub,
         revisionCounter: 1n,
         superencrypted: EMPTY,
@@ -477,6 +499,37 @@ export class FakeOnionService {
         skipped: [],
       },
     };
+  }
+
+  /** The descriptor path the fake HSDirs serve it at (/tor/hs/3/<base64 blinded key>). */
+  get descriptorPath(): string {
+    return descriptorPath(this.blindedKey);
+  }
+
+  /**
+   * The descriptor as tor writes it (testing/hsdesc: signed by the blinded key, both layers
+   * encrypted), listing `introPoints` (default all), with a new revision counter each time.
+   */
+  descriptorText(introPoints: readonly FakeRelay[] = this.options.introPoints, options: { innerLines?: readonly string[] } = {}): string {
+    return encodeHsDescriptor({
+      blinded: this.blinded,
+      signingKey: this.descSign.priv,
+      signingPublicKey: this.descSign.pub,
+      subcredential: this.subcredential,
+      revisionCounter: ++this.revision,
+      introPoints: this.descriptor(introPoints).inner.introductionPoints,
+      random: this.random,
+      ...(options.innerLines ? { innerLines: options.innerLines } : {}),
+    });
+  }
+
+  /**
+   * Has every fake HSDir of the world serve `text` (default: a fresh `descriptorText()`) at
+   * this service's descriptor path; `null` withdraws it (404s).
+   */
+  publish(text: string | null = this.descriptorText()): void {
+    if (text === null) this.world.published.delete(this.descriptorPath);
+    else this.world.published.set(this.descriptorPath, text);
   }
 
   /** @internal INTRODUCE2 from `ip`'s circuit (hs_circuit.c hs_circ_handle_introduce2, then launching the rendezvous). */
@@ -606,6 +659,10 @@ export async function startFakeOnionNetwork(options: FakeOnionNetworkOptions = {
   const documents = (path: string): Document | undefined => {
     if (path.startsWith('/tor/status-vote/current/consensus-microdesc')) return deflateSync(consensus);
     if (path.startsWith('/tor/keys/')) return deflateSync(certs);
+    if (path.startsWith('/tor/hs/3/')) {
+      world.descriptorFetches++;
+      return world.published.get(path);
+    }
     if (path.startsWith('/tor/micro/d/')) {
       const wanted = new Set(path.slice('/tor/micro/d/'.length).replace(/\.z$/, '').split('-'));
       return deflateSync(entries.filter((r) => wanted.has(r.microdescDigest)).map((r) => r.microdesc).join(''));
@@ -628,7 +685,10 @@ export async function startFakeOnionNetwork(options: FakeOnionNetworkOptions = {
   }
   const authorities = makeAuthorities(3);
   entries = relays.map((r) => syntheticRelayOf(r));
-  consensus = makeConsensus({ authorities, relays: entries, validAfter: new Date(Date.now() - 10 * 60_000) });
+  const validAfter = new Date(Math.floor((Date.now() - 10 * 60_000) / 1000) * 1000);
+  consensus = makeConsensus({ authorities, relays: entries, validAfter });
+  // makeConsensus: fresh 1 h after valid-after, so a voting interval of 3600 s (and TestingTorNetwork 1).
+  world.period = { at: validAfter, params: { testingNetwork: true, votingIntervalSec: 3600 } };
   certs = authorities.map((a) => a.certificate).join('');
   const torrc = dirAuthorityTorrc(authorities.map((authority, i) => ({ authority, orPort: relays[i]!.port, rsa: relays[i]!.identity.rsa })), true);
   return {

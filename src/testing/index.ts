@@ -70,3 +70,4 @@ export {
   type OnionRelayRoles,
   type OnionEvent,
 } from './fakeonion.js';
+export { blindedSigner, encodeHsDescriptor, encryptHsDescriptorLayer, type BlindedSigner, type EncodeHsDescriptorOptions, type HsDescIntroPoint } from './hsdesc.js';

@@ -30,7 +30,7 @@ import { concatBytes } from '../../src/codec/bytes.js';
 import { AbortError, HandshakeError, OnionServiceError, OrportError, ProtocolError, StreamClosedError, TimeoutError } from '../../src/errors.js';
 import { IntroduceAckMsg, RelayCommandHs } from '../../src/onion/cells.js';
 import { openOnionCircuit } from '../../src/onion/rendezvous.js';
-import type { HsIntroductionPoint } from '../../src/onion/descriptor.js';
+import { decodeHsDescriptor, type HsIntroductionPoint } from '../../src/onion/descriptor.js';
 import { encodeIntroduce1Header, encodeIntroducePlaintext, hsNtorClientFinish, hsNtorClientIntroduce } from '../../src/onion/hsntor.js';
 import { buildCertChain, type GeneratedChain } from '../../src/testing/certchain.js';
 import { linkSpecifiersOf, startFakeOnionNetwork, type FakeOnionNetwork, type FakeOnionService } from '../../src/testing/fakeonion.js';
@@ -457,4 +457,80 @@ test('openOnionCircuit: the caller aborts while the service is slow — AbortErr
     await allClosed(w.net);
     assert.equal(getEventListeners(controller.signal, 'abort').length, 0, 'no abort listener left');
   }, { rendezvousDelayMs: 2000 });
+});
+
+// ---------------------------------------------------------------------------------
+// client.connect('<56>.onion', port): the descriptor from the fake HSDirs (testing/hsdesc), then the rendezvous
+
+test('testing/hsdesc: the fake service\'s descriptor text decodes with the client\'s decoder to the same intro points', () => {
+  // Offline: the encoder against onion/descriptor's decodeHsDescriptor (blinded-key cert, signature, both MACs).
+  return withWorld(async (w) => {
+    const text = w.service.descriptorText();
+    const decoded = decodeHsDescriptor(text, { blindedKey: w.service.blindedKey, subcredential: w.service.subcredential, now: new Date() });
+    assert.deepEqual(decoded.inner.skipped, []);
+    assert.deepEqual(decoded.inner.introductionPoints.map((p) => Buffer.from(p.authKey).toString('hex')), w.service.introPoints.map((p) => Buffer.from(p.authKey).toString('hex')));
+    assert.deepEqual(decoded.inner.introductionPoints.map((p) => Buffer.from(p.encKey).toString('hex')), w.service.introPoints.map((p) => Buffer.from(p.encKeyPair.public).toString('hex')));
+    assert.equal(decoded.outer.revisionCounter, 1n);
+    const flipped = text.replace(/revision-counter 1\n/, 'revision-counter 2\n');
+    assert.throws(() => decodeHsDescriptor(flipped, { blindedKey: w.service.blindedKey, subcredential: w.service.subcredential, now: new Date() }), /signature/);
+  });
+});
+
+test('client.connect to the .onion: the descriptor from a fake HSDir, the rendezvous, 20 KB echoed; a second connect reuses the circuit', async () => {
+  await withWorld(async (w) => {
+    w.service.publish();
+    const stream = await w.client.connect(w.service.address, 80, { timeoutMs: 8000, signal });
+    await echoes(stream);
+    const again = await w.client.connect(w.service.address, 80, { timeoutMs: 8000, signal });
+    await echoes(again);
+    stream.destroy();
+    again.destroy();
+    assert.equal(w.client.stats.onions.opened, 1, 'one rendezvous circuit');
+    assert.equal(w.client.stats.onions.reused, 1, 'the second stream reused it');
+    assert.equal(w.net.world.events.filter((e) => e.event === 'INTRODUCE1').length, 1);
+  });
+});
+
+test('client.connect to the .onion: no HSDir has the descriptor — E_ONION_DESC_NOT_FOUND, every circuit closed', async () => {
+  await withWorld(async (w) => {
+    const f = await failure(() => w.client.connect(w.service.address, 80, { timeoutMs: 8000, signal }));
+    assert.ok(f.error instanceof OnionServiceError && f.error.code === 'E_ONION_DESC_NOT_FOUND', `${f.error.name} ${f.error.code}: ${f.error.message}`);
+    await allClosed(w.net);
+    assert.equal(w.net.world.events.length, 0, 'no rendezvous was tried');
+  });
+});
+
+test('client.connect to the .onion: every intro point NACKs — E_ONION_INTRO_FAILED; again with the descriptor cached: one refetch (tor refetches), then the same', async () => {
+  await withWorld(async (w) => {
+    w.service.publish();
+    for (const ip of w.ips) w.net.world.roles.set(ip, { intro: { nack: 1 } });
+    const first = await failure(() => w.client.connect(w.service.address, 80, { timeoutMs: 8000, signal }));
+    assert.ok(first.error instanceof OnionServiceError && first.error.code === 'E_ONION_INTRO_FAILED', `${first.error.name} ${first.error.code}: ${first.error.message}`);
+    assert.equal(w.net.world.descriptorFetches, 1);
+    assert.equal(w.client.stats.onions.descriptorRefetches, 0, 'a descriptor just fetched is not fetched again');
+    const second = await failure(() => w.client.connect(w.service.address, 80, { timeoutMs: 8000, signal }));
+    assert.equal(second.error.code, 'E_ONION_INTRO_FAILED');
+    assert.equal(w.client.stats.onions.descriptorRefetches, 1, 'the cached descriptor was fetched again once');
+    assert.equal(w.net.world.descriptorFetches, 2);
+    await allClosed(w.net);
+  });
+});
+
+test('client.connect to the .onion: the service moved its intro points — the refetched descriptor lists the new ones, and it works', async () => {
+  await withWorld(async (w) => {
+    // The first descriptor lists ips[0] only, whose intro point then NACKs; the HSDirs then serve one listing ips[1], ips[2].
+    w.service.publish(w.service.descriptorText([w.ips[0]!]));
+    w.net.world.roles.set(w.ips[0]!, { intro: { nack: 1 } });
+    const first = await failure(() => w.client.connect(w.service.address, 80, { timeoutMs: 8000, signal, isolation: 'a' }));
+    assert.equal(first.error.code, 'E_ONION_INTRO_FAILED');
+    w.service.publish(w.service.descriptorText([w.ips[1]!, w.ips[2]!]));
+    const stream = await w.client.connect(w.service.address, 80, { timeoutMs: 8000, signal, isolation: 'b' });
+    await echoes(stream);
+    stream.destroy();
+    assert.equal(w.client.stats.onions.descriptorRefetches, 1, 'the cached descriptor failed, and was fetched again');
+    assert.equal(w.net.world.descriptorFetches, 2);
+    const introduced = w.net.world.events.filter((e) => e.event === 'INTRODUCE1').map((e) => e.relay);
+    assert.deepEqual(introduced.slice(0, 2), [w.ips[0]!.nickname, w.ips[0]!.nickname], 'ips[0] NACKed twice (fresh, then cached)');
+    assert.ok([w.ips[1]!.nickname, w.ips[2]!.nickname].includes(introduced[2]!), 'then one of the new intro points');
+  });
 });
