@@ -52,6 +52,8 @@ export interface ExtendOptions extends WaitOptions {
   congestionControl?: HandshakeOptions['congestionControl'];
   /** The link specifiers EXTEND2 sends instead of the target's (an introduction point's, verbatim from the descriptor). */
   linkSpecifiers?: readonly LinkSpecifier[];
+  /** Ask the new hop for CGO relay crypto (prop 359; ntor v3, together with `congestionControl` only). */
+  cgo?: boolean;
 }
 
 export const DEFAULT_EXTEND_TIMEOUT_MS = 30_000;
@@ -334,7 +336,7 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
     const name = options.name ?? targetName(target);
     const label = `hop #${this.hopCount + 1} (${name})`;
     try {
-      pending = handshakeFor(options.handshake ?? defaultHandshake(target), target, label, undefined, { congestionControl: options.congestionControl });
+      pending = handshakeFor(options.handshake ?? defaultHandshake(target), target, label, undefined, { congestionControl: options.congestionControl, cgo: options.cgo });
       specs = options.linkSpecifiers ? [...options.linkSpecifiers] : linkSpecifiersFor(target);
     } catch (err) {
       return Promise.reject(err);
@@ -530,6 +532,11 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
   /** Congestion control on hop `hop` (0-based), as its handshake negotiated it; undefined: fixed windows. */
   congestion(hop: number): ReturnType<CircuitMachine['hopCongestion']> {
     return this.machine.hopCongestion(hop);
+  }
+
+  /** Which relay crypto hop `hop` (0-based) runs: 'tor1', or 'cgo' where it was negotiated (prop 359). */
+  relayCrypto(hop: number): 'tor1' | 'cgo' | undefined {
+    return this.machine.hopRelayCrypto(hop);
   }
 
   /** Open streams (exit and directory) on this circuit. */

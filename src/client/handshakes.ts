@@ -13,6 +13,10 @@ import type { PendingHandshake } from '../proto/circuit.js';
 import { supportsVersion } from '../dir/consensus.js';
 import { ntorClientFinish, ntorClientStart } from '../crypto/handshake/ntor.js';
 import { decodeNtorV3Response, encodeNtorV3Request, ntorV3ClientFinish, ntorV3ClientStart } from '../crypto/handshake/ntorv3.js';
+import { CGO_KEY_MATERIAL_LEN } from '../crypto/cgo.js';
+
+/** Relay=6 (CRYPT_CGO), the capability the ntor v3 subprotocol request asks for (tor's build_cgo_subproto_request). */
+export const CGO_SUBPROTOCOL = { protocol: 2, version: 6 } as const;
 
 /** A relay to build a hop to: `TorClient`'s `RelayInfo` is one. */
 export interface CircuitTarget {
@@ -60,12 +64,28 @@ export interface HandshakeOptions {
    * ±1: congestion_control_validate_sendme_increment).
    */
   readonly congestionControl?: { readonly sendmeInc: number };
+  /**
+   * Ask for CGO relay crypto (prop 359): the subprotocol request Relay=6 next to the
+   * congestion-control request, as tor 0.4.9 sends it (only together with it).
+   */
+  readonly cgo?: boolean;
 }
 
 /** What the handshake agreed beyond the keys. */
 export interface Negotiated {
   /** Congestion control is on for the hop, with this sendme_inc (undefined: fixed windows). */
   readonly sendmeInc: number | undefined;
+  /** The hop runs CGO: its key material (forward 80 | backward 80), else undefined (tor1). */
+  readonly cgoKeys?: Uint8Array | undefined;
+}
+
+/**
+ * DIGEST-streams §4.1 (tor's versions.c supports_cgo): the relay lists FlowCtrl=2,
+ * Relay=5 (NEGOTIATE_SUBPROTO) and Relay=6 (CRYPT_CGO).
+ */
+export function offersCgo(target: CircuitTarget): boolean {
+  const p = target.protocols;
+  return !!target.ed25519 && supportsVersion(p?.FlowCtrl, 2) && supportsVersion(p?.Relay, 5) && supportsVersion(p?.Relay, 6);
 }
 
 /** A started handshake to `target`. `where` names the hop in errors. */
@@ -78,7 +98,7 @@ export function handshakeFor(
 ): PendingHandshake & { negotiated(): Negotiated } {
   const ntorKey = bytesOf(target.ntorOnionKey, 32, 'the ntor onion key', target);
   if (kind === 'ntor') {
-    if (options.congestionControl) throw new BadArgumentError(`congestion control is negotiated with ntor v3 only (prop 324), not ${kind}`);
+    if (options.congestionControl || options.cgo) throw new BadArgumentError(`congestion control and CGO are negotiated with ntor v3 only (prop 324, 359), not ${kind}`);
     const rsaId = new Uint8Array(Buffer.from(target.rsa.replace(/^\$/, ''), 'hex'));
     if (rsaId.length !== 20) throw new BadArgumentError(`relay ${target.rsa}: the RSA identity must be 40 hex digits`);
     const { state, message } = ntorClientStart({ rsaId, ntorKey }, random);
@@ -88,18 +108,27 @@ export function handshakeFor(
     const ed25519Id = bytesOf(target.ed25519, 32, 'the Ed25519 identity', target);
     // CM is an extension list; tor refuses an empty CM, so nothing asked for is `00`.
     const cc = options.congestionControl;
-    const { state, message } = ntorV3ClientStart({ ed25519Id, ntorKey }, encodeNtorV3Request({ congestionControl: !!cc }), random);
+    // tor 0.4.9 (client_circ_negotiation_message): CGO only together with congestion control: CM `02 01 00 03 02 02 06`.
+    if (options.cgo && !cc) throw new BadArgumentError(`CGO is asked for only together with congestion control (tor's client_circ_negotiation_message), for ${where}`);
+    const request = encodeNtorV3Request({ congestionControl: !!cc, subprotocols: options.cgo ? [CGO_SUBPROTOCOL] : [] });
+    const { state, message } = ntorV3ClientStart({ ed25519Id, ntorKey }, request, random);
     let sendmeInc: number | undefined;
+    let cgoKeys: Uint8Array | undefined;
     return {
       type: HTYPE['ntor-v3'],
       name: 'ntor v3',
       message,
       finish: (reply) => {
-        const { keys, serverMessage } = ntorV3ClientFinish(state, reply, where);
+        const { keys, keyMaterial, serverMessage } = ntorV3ClientFinish(state, reply, where);
         sendmeInc = checkServerMessage(serverMessage, where, cc?.sendmeInc);
+        if (options.cgo) {
+          // The relay's SM says nothing of CGO (success is implicit); tor's relays refuse CGO without congestion control.
+          if (sendmeInc === undefined) throw new HandshakeError(`ntor v3 reply on ${where}: we asked for CGO with congestion control, and the relay answered without congestion control (tor's relays refuse the handshake instead)`);
+          cgoKeys = keyMaterial(CGO_KEY_MATERIAL_LEN);
+        }
         return keys;
       },
-      negotiated: () => ({ sendmeInc }),
+      negotiated: () => ({ sendmeInc, cgoKeys }),
     };
   }
   throw new BadArgumentError(`unknown circuit handshake ${JSON.stringify(kind)} (known: ntor, ntor-v3)`);

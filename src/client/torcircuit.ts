@@ -33,6 +33,8 @@ export interface CircuitHop {
   readonly ms: number;
   /** Congestion control negotiated with this hop (prop 324), or undefined (fixed windows). */
   readonly congestionControl: { readonly sendmeInc: number } | undefined;
+  /** The hop's relay crypto: 'cgo' where the handshake negotiated it (prop 359), else 'tor1'. */
+  readonly relayCrypto: 'tor1' | 'cgo';
 }
 
 export class TorCircuit {
@@ -45,7 +47,7 @@ export class TorCircuit {
   addHop(target: NamedTarget, handshake: HandshakeKind | 'fast', ms: number): void {
     const index = this.hopList.length;
     const cc = this.circuit.congestion(index);
-    this.hopList.push({ index, nickname: target.nickname, rsa: target.rsa, ed25519: target.ed25519, handshake, ms, congestionControl: cc && { sendmeInc: cc.sendmeInc } });
+    this.hopList.push({ index, nickname: target.nickname, rsa: target.rsa, ed25519: target.ed25519, handshake, ms, congestionControl: cc && { sendmeInc: cc.sendmeInc }, relayCrypto: this.circuit.relayCrypto(index) ?? 'tor1' });
   }
 
   /**
@@ -54,7 +56,7 @@ export class TorCircuit {
    */
   addVirtualHop(keys: Tor1Keys, name: string, ms = 0): void {
     this.circuit.addVirtualHop(keys, name);
-    this.hopList.push({ index: this.hopList.length, nickname: name, rsa: '', ed25519: undefined, handshake: 'hs-ntor', ms, congestionControl: undefined });
+    this.hopList.push({ index: this.hopList.length, nickname: name, rsa: '', ed25519: undefined, handshake: 'hs-ntor', ms, congestionControl: undefined, relayCrypto: 'tor1' });
   }
 
   /** Sends a circuit-level message to the last hop (see RelayCircuit.sendCircuitMessage). */

@@ -34,7 +34,7 @@ import { ExitPool, DEFAULT_TOR_CONNECT_TIMEOUT_MS, type TorConnectOptions } from
 import { OnionPool } from './onionpool.js';
 import { isOnionHostname } from '../onion/address.js';
 import type { TorStream } from './stream.js';
-import { defaultHandshake, type HandshakeKind } from './handshakes.js';
+import { defaultHandshake, offersCgo, type HandshakeKind } from './handshakes.js';
 import { policyAllows, selectRelays, type Path } from '../path/select.js';
 import { GuardSet, guardParams } from '../path/guards.js';
 import { congestionControlEnabled, congestionParams } from '../proto/ccparams.js';
@@ -265,7 +265,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   async buildCircuit(options: BuildCircuitOptions = {}): Promise<TorCircuit> {
     if (this.closed) throw new BadArgumentError('the client is closed');
     const exitPort = options.exitPort ?? options.port ?? 80;
-    if (options.path === undefined && (options.hops ?? 3) === 3 && options.handshake === undefined && !options.exclude?.length && options.congestionControl !== false) {
+    if (options.path === undefined && (options.hops ?? 3) === 3 && options.handshake === undefined && !options.exclude?.length && options.congestionControl !== false && options.relayCrypto !== 'cgo') {
       const ready = this.takePrebuilt(exitPort);
       if (ready) return ready;
     }
@@ -359,7 +359,8 @@ export class TorClient extends EventEmitter<TorClientEvents> {
         const target = relays[hop]!;
         // tor 0.4.9: congestion control with the exit, when the consensus and the exit allow it (ntor v3 carries the request).
         const cc = hop === relays.length - 1 && options.congestionControl !== false && options.handshake !== 'ntor' && this.offersCongestionControl(target);
-        await circuit.extend(target, cc ? { ...wait, handshake: 'ntor-v3', congestionControl: { sendmeInc: congestionParams(this.consensus.params).sendmeInc } } : { ...wait, handshake: options.handshake });
+        const cgo = cc && options.relayCrypto === 'cgo' && offersCgo(target);
+        await circuit.extend(target, cc ? { ...wait, handshake: 'ntor-v3', congestionControl: { sendmeInc: congestionParams(this.consensus.params).sendmeInc }, cgo } : { ...wait, handshake: options.handshake });
       }
       this.guards.markSucceeded(guard.rsa, this.now(), Math.random);
       this.saveGuards();

@@ -80,6 +80,13 @@ export interface BuildCircuitOptions extends WaitOptions {
    * relay allow it, as tor 0.4.9 does (default true); false builds with fixed windows.
    */
   congestionControl?: boolean;
+  /**
+   * The exit's relay crypto: 'cgo' asks for CGO (prop 359) where tor 0.4.9 would — with
+   * congestion control, from an exit listing FlowCtrl=2, Relay=5 and Relay=6 — and falls
+   * back to tor1 elsewhere; 'tor1' (the default: CGO costs more CPU per cell here, see the
+   * README) never asks. `circuit.hops[i].relayCrypto` says what each hop got.
+   */
+  relayCrypto?: 'tor1' | 'cgo';
 }
 
 /** What circuit-building code needs of a client: the verified consensus, the network's rules, buildCircuit. `TorClient` is one. */

@@ -224,13 +224,15 @@ export class SendmeMsg implements RelayMessage {
     readonly version: 0 | 1 = 0,
     readonly digest?: Uint8Array,
   ) {
-    if (version === 1 && (!digest || digest.length !== 20)) throw new BadArgumentError(`a v1 SENDME carries a 20-byte digest, not ${digest?.length ?? 'none'}`);
+    if (version === 1 && (!digest || (digest.length !== 20 && digest.length !== 16))) {
+      throw new BadArgumentError(`a v1 SENDME carries a 20-byte digest (tor1) or a 16-byte tag (CGO), not ${digest?.length ?? 'none'}`);
+    }
     if (version === 0 && digest) throw new BadArgumentError('a v0 SENDME carries no digest');
   }
 
   encode(): Uint8Array {
     if (this.version === 0) return EMPTY;
-    return new Writer(23).u8(1).u16(20).bytes(this.digest!).finish();
+    return new Writer(3 + this.digest!.length).u8(1).u16(this.digest!.length).bytes(this.digest!).finish();
   }
 
   static decode(body: Uint8Array): SendmeMsg {
@@ -240,8 +242,9 @@ export class SendmeMsg implements RelayMessage {
     if (version === 0) return new SendmeMsg(0);
     if (version !== 1) r.fail(`unknown SENDME version ${version}`, 0);
     const len = r.u16('DATA_LEN');
-    if (len !== 20) r.fail(`a v1 SENDME's DATA_LEN must be 20, not ${len}`, 1);
-    return new SendmeMsg(1, r.bytes(20, 'digest').slice());
+    // sendme.c tag_len_ok: 20 (tor1's digest) or 16 (CGO's tag); which one the hop expects is the circuit's check.
+    if (len !== 20 && len !== 16) r.fail(`a v1 SENDME's DATA_LEN must be 20 (tor1) or 16 (CGO), not ${len}`, 1);
+    return new SendmeMsg(1, r.bytes(len, 'digest').slice());
   }
 }
 

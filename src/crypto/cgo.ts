@@ -356,3 +356,49 @@ export class CgoCrypt {
     this.t.fill(0);
   }
 }
+
+/**
+ * One hop's CGO crypto from one end, both directions, over the 160 bytes of key material
+ * ntor v3 gives (forward seed then backward seed; cgo_pair_init). The client's layer
+ * sends with the forward seed (client-forward) and receives with the backward one
+ * (client-backward); the relay's mirror image (fake relays, tests) receives with the
+ * forward seed and sends with the backward one. Tags are SENDME tags (16 bytes).
+ */
+export class CgoLayer {
+  readonly side: 'client' | 'relay';
+  private readonly out: CgoCrypt;
+  private readonly in: CgoCrypt;
+
+  constructor(keyMaterial: Uint8Array, side: 'client' | 'relay' = 'client') {
+    if (keyMaterial.length < CGO_KEY_MATERIAL_LEN) throw new BadArgumentError(`CGO key material is ${CGO_KEY_MATERIAL_LEN} bytes (forward 80, backward 80), got ${keyMaterial.length}`);
+    this.side = side;
+    if (side === 'client') {
+      this.out = new CgoCrypt('client-forward', keyMaterial, 0);
+      this.in = new CgoCrypt('client-backward', keyMaterial, CGO_SEED_LEN);
+    } else {
+      this.out = new CgoCrypt('relay-backward', keyMaterial, CGO_SEED_LEN);
+      this.in = new CgoCrypt('relay-forward', keyMaterial, 0);
+    }
+  }
+
+  /** A cell this end makes for the other (C at body[off+16…]): returns its SENDME tag. */
+  originate(cmd: number, body: Uint8Array, off = 0): Uint8Array {
+    return this.side === 'client' ? this.out.clientOriginate(cmd, body, off) : this.out.relayOriginate(cmd, body, off);
+  }
+
+  /** A cell passing this layer on its way out (client: towards a later hop; relay: towards the client). */
+  forward(cmd: number, body: Uint8Array, off = 0): void {
+    if (this.side === 'client') this.out.clientForward(cmd, body, off);
+    else this.out.relayBackward(cmd, body, off);
+  }
+
+  /** A cell coming in, decrypted in place: its tag when it is this hop's (recognized), else undefined. */
+  receive(cmd: number, body: Uint8Array, off = 0): Uint8Array | undefined {
+    return this.side === 'client' ? this.in.clientBackward(cmd, body, off) : this.in.relayForward(cmd, body, off);
+  }
+
+  wipe(): void {
+    this.out.wipe();
+    this.in.wipe();
+  }
+}

@@ -6,6 +6,9 @@
  * (rend-spec-v3 4.2.1; tor's relay_crypto_tor1.c with is_hs_v3): 32-byte keys and seeds,
  * the 4-byte digest field and the 20-byte SENDME tag cut from the SHA3 digest.
  *
+ * A circuit can mix tor1 and CGO hops (crypto/cgo's CgoLayer, tor 0.4.9's relay_crypto.c
+ * calls each hop's own kind): CircuitCrypto takes either per hop.
+ *
  * Layer: crypto core, over Uint8Array. No I/O. Cell by cell (`decrypt`): one AES update
  * per layer (Node returns a fresh buffer) and two SHA-1 state copies where 'recognized'
  * is zero. A run of cells (`decryptCells`): one AES update per layer for all the cells
@@ -15,6 +18,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomFillSync, type Cipher, type Decipher, type Hash } from 'node:crypto';
 import { BadArgumentError, ProtocolError } from '../errors.js';
 import { FIXED_PAYLOAD_LEN, HASH_LEN, KEY_LEN } from '../codec/datatype.js';
+import { CgoLayer } from './cgo.js';
 
 const ZERO_IV = new Uint8Array(16);
 /** Offsets inside a relay payload (tor-spec 6.1). */
@@ -274,20 +278,33 @@ export class DecryptedCells {
   }
 }
 
+/** A hop's relay crypto: tor1 (tor-spec 5.5) or CGO (crypto/cgo). */
+export type HopLayer = Tor1Layer | CgoLayer;
+
+/** Cell commands: the tweak of CGO's UIV+ includes the one a cell travels in. */
+const CELL_RELAY = 3;
+
 /**
- * The crypto of a whole circuit: one Tor1Layer per hop, hop 0 nearest to us.
- * Sending to hop N: originate at N, then encrypt with N … 0 (tor-spec 5.5.2.1).
- * Receiving: decrypt with 0, 1, … until a layer recognizes the cell (tor-spec 5.5.3).
+ * The crypto of a whole circuit: one layer per hop (tor1 or CGO), hop 0 nearest to us.
+ * Sending to hop N: originate at N, then encrypt with N … 0 (tor-spec 5.5.2.1; a CGO hop
+ * originates with its own layer included). Receiving: decrypt with 0, 1, … until a layer
+ * recognizes the cell (tor-spec 5.5.3). Digests of recognized cells are tor1's 20-byte
+ * running digest or CGO's 16-byte tag: what a v1 SENDME echoes either way.
  */
 export class CircuitCrypto {
-  private readonly layers: Tor1Layer[] = [];
+  private readonly layers: HopLayer[] = [];
 
   get hops(): number {
     return this.layers.length;
   }
 
-  addHop(layer: Tor1Layer): void {
+  addHop(layer: HopLayer): void {
     this.layers.push(layer);
+  }
+
+  /** Which relay crypto hop `hop` runs. */
+  kindOf(hop: number): 'tor1' | 'cgo' {
+    return this.layers[hop] instanceof CgoLayer ? 'cgo' : 'tor1';
   }
 
   /** Drops the layers of the hops after `hops` (a TRUNCATED from hop `hops`). */
@@ -295,29 +312,49 @@ export class CircuitCrypto {
     this.layers.length = Math.min(this.layers.length, hops);
   }
 
-  /** Originates `payload` (plaintext, 509 bytes) for `hop` and encrypts it in place. Returns the full forward digest. */
-  encrypt(hop: number, payload: Uint8Array): Uint8Array {
+  /**
+   * Originates `payload` (plaintext, 509 bytes) for `hop` and encrypts it in place, for a
+   * cell with command `cellCommand` (RELAY or RELAY_EARLY: CGO's tweak). Returns the
+   * forward digest (tor1) or tag (CGO) a SENDME for it would echo.
+   */
+  encrypt(hop: number, payload: Uint8Array, cellCommand = CELL_RELAY): Uint8Array {
     if (payload.length !== FIXED_PAYLOAD_LEN) throw new BadArgumentError(`relay payloads are ${FIXED_PAYLOAD_LEN} bytes, not ${payload.length}`);
     const target = this.layers[hop];
     if (!target) throw new BadArgumentError(`no hop #${hop + 1} on this circuit (it has ${this.layers.length})`);
-    const digest = target.originate(payload);
-    for (let i = hop; i >= 0; i--) this.layers[i]!.encrypt(payload);
+    let digest: Uint8Array;
+    if (target instanceof CgoLayer) digest = target.originate(cellCommand, payload);
+    else {
+      digest = target.originate(payload);
+      target.encrypt(payload);
+    }
+    for (let i = hop - 1; i >= 0; i--) {
+      const layer = this.layers[i]!;
+      if (layer instanceof CgoLayer) layer.forward(cellCommand, payload);
+      else layer.encrypt(payload);
+    }
     return digest;
   }
 
   /** Decrypts `payload` layer by layer; throws a ProtocolError (E_BAD_CELL_AUTH) if no hop recognizes it. */
-  decrypt(payload: Uint8Array): Recognized {
-    return this.continueCell(payload, 0);
+  decrypt(payload: Uint8Array, cellCommand = CELL_RELAY): Recognized {
+    return this.continueCell(payload, 0, cellCommand);
   }
 
   /**
    * `decrypt` for a payload the first `depth` layers have already decrypted and not
    * recognized (a cell of `decryptCells` with hop -1), with the layers there are now.
+   * `payload` is not modified (a CGO layer decrypts a copy in place).
    */
-  continueCell(payload: Uint8Array, depth: number): Recognized {
+  continueCell(payload: Uint8Array, depth: number, cellCommand = CELL_RELAY): Recognized {
     let plain = payload;
     for (let hop = depth; hop < this.layers.length; hop++) {
       const layer = this.layers[hop]!;
+      if (layer instanceof CgoLayer) {
+        if (plain === payload) plain = new Uint8Array(payload);
+        const tag = layer.receive(cellCommand, plain);
+        if (tag) return { hop, plain, digest: tag };
+        continue;
+      }
       plain = layer.decrypt(plain);
       const digest = layer.recognize(plain);
       if (digest) return { hop, plain, digest };
@@ -334,10 +371,11 @@ export class CircuitCrypto {
    * Decrypts `count` payloads lying back to back in `payloads` (509 bytes each; not
    * modified) as `count` calls of `decrypt` would, in order (tor-spec 5.5.3): each layer
    * decrypts, with one AES update, exactly the cells no earlier layer recognized (its
-   * keystream runs over those cells, in order), then checks them in order. A cell after a
-   * TRUNCATED from hop h goes no deeper than h (handling the TRUNCATED drops the layers
-   * after h: `continueCell` takes it on with the layers there are then). Never throws for
-   * what the payloads hold: an unrecognized cell has hop -1, depth = the layers applied.
+   * keystream runs over those cells, in order), then checks them in order; a CGO layer
+   * takes them one by one, in place in a fresh copy. A cell after a TRUNCATED from hop h
+   * goes no deeper than h (handling the TRUNCATED drops the layers after h: `continueCell`
+   * takes it on with the layers there are then). Never throws for what the payloads hold:
+   * an unrecognized cell has hop -1, depth = the layers applied.
    */
   decryptCells(payloads: Uint8Array, count: number, out: DecryptedCells = new DecryptedCells()): DecryptedCells {
     out.reset(count);
@@ -355,7 +393,10 @@ export class CircuitCrypto {
     let input = payloads.subarray(0, count * L);
     for (let hop = 0; hop < this.layers.length && n > 0; hop++) {
       const layer = this.layers[hop]!;
-      const plain = layer.decrypt(input);
+      const cgo = layer instanceof CgoLayer ? layer : undefined;
+      const tor1 = cgo ? undefined : (layer as Tor1Layer);
+      // Ours to decrypt in place and hand out (views of it reach streams): a fresh buffer.
+      const plain = cgo ? new Uint8Array(input) : tor1!.decrypt(input);
       let next = 0;
       let cut = count; // cells after a TRUNCATED recognized here stop at this layer
       for (let r = 0; r < n; r++) {
@@ -364,16 +405,20 @@ export class CircuitCrypto {
         out.bytes[i] = plain;
         out.offset[i] = off;
         out.depth[i] = hop + 1;
-        const digest = layer.recognizeAt(plain, off);
+        let digest: string | undefined;
+        if (cgo) {
+          const tag = cgo.receive(CELL_RELAY, plain, off);
+          digest = tag && Buffer.from(tag.buffer, tag.byteOffset, tag.length).toString('base64');
+        } else digest = tor1!.recognizeAt(plain, off);
         if (digest !== undefined) {
           out.hop[i] = hop;
           out.digests[i] = digest;
-          if (plain[off] === TRUNCATED && i < cut) cut = i;
+          if (truncatedAt(plain, off, cgo !== undefined) && i < cut) cut = i;
         } else if (i < cut) {
           routed[next++] = i;
         }
       }
-      layer.endRun();
+      tor1?.endRun();
       if (next === n) {
         input = plain;
       } else if (next > 0) {
@@ -389,4 +434,9 @@ export class CircuitCrypto {
     }
     return out;
   }
+}
+
+/** Is the recognized plaintext at plain[off…] a TRUNCATED (V0: command at 0; V1, on CGO hops: at 16)? */
+function truncatedAt(plain: Uint8Array, off: number, v1: boolean): boolean {
+  return plain[off + (v1 ? 16 : 0)] === TRUNCATED;
 }

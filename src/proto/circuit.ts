@@ -4,7 +4,9 @@
  * crypto per hop, relay message dispatch to streams, SENDME flow control (circuit and
  * stream level, v1 authenticated) or, on a hop whose handshake negotiated it, congestion
  * control (prop 324: Vegas pacing, SENDMEs every sendme_inc cells, XON/XOFF; proto/hopcc),
- * stream open/data/end, DESTROY. The handshakes' maths
+ * stream open/data/end, DESTROY. A hop whose handshake negotiated CGO (prop 359, with
+ * congestion control) runs CGO relay crypto (crypto/cgo) and the V1 message format
+ * (codec/relayv1), with 16-byte SENDME tags; the others tor1 and V0. The handshakes' maths
  * is crypto/handshake's: this machine frames their messages and adds the hop they make.
  * An onion service's virtual hop (rend-spec-v3 4.2.1: keys from hs-ntor, SHA3/AES-256
  * relay crypto, no handshake cells) is added with `addVirtualHop`; the onion-service
@@ -42,6 +44,8 @@ import { writeCellHeader, type CellFrame } from '../codec/framing.js';
 import { writeRelayHeader } from '../codec/relaycell.js';
 import { CloseReason, EndReason, LinkProtocol, RelayCommand, type LinkSpecifier } from '../codec/datatype.js';
 import { CircuitCrypto, DecryptedCells, Tor1Layer, randomPadding, type Recognized, type Tor1Keys, type Tor1Variant } from '../crypto/relaycrypto.js';
+import { CgoLayer, CGO_TAG_LEN } from '../crypto/cgo.js';
+import { readV1, v1DataMax, writeV1 } from '../codec/relayv1.js';
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
 import { allocPooled } from '../codec/bytes.js';
 import { HopCongestion, type StreamFlow } from './hopcc.js';
@@ -63,8 +67,11 @@ export interface PendingHandshake {
   readonly name: string;
   readonly message: Uint8Array;
   finish(reply: Uint8Array): Tor1Keys;
-  /** After `finish`: what was negotiated beyond the keys (ntor v3: congestion control's sendme_inc). */
-  negotiated?(): { readonly sendmeInc: number | undefined };
+  /**
+   * After `finish`: what was negotiated beyond the keys (ntor v3: congestion control's
+   * sendme_inc; CGO's 160 bytes of key material when the hop runs CGO, prop 359).
+   */
+  negotiated?(): { readonly sendmeInc: number | undefined; readonly cgoKeys?: Uint8Array | undefined };
 }
 /**
  * Congestion control: circuit SENDMEs are held while a stream's consumer has more than
@@ -74,8 +81,8 @@ export interface PendingHandshake {
 const CC_HOLD_BYTES = 2 * 500 * 488;
 const CC_MAX_HELD_CELLS = 10_000;
 
-/** A DATA cell leaving 4 zero bytes and 16 random bytes of padding (relay.c connection_edge_get_inbuf_bytes_to_package). */
-const SHORT_CELL_DATA = RELAY_DATA_MAX - 20;
+/** A short DATA cell leaves 4 zero bytes and 16 random bytes of padding (relay.c connection_edge_get_inbuf_bytes_to_package). */
+const SHORT_CELL_PADDING = 20;
 
 /** tor-spec 5.6: clients send at most this many RELAY_EARLY cells per circuit. */
 export const MAX_RELAY_EARLY = 8;
@@ -151,6 +158,8 @@ interface Hop {
   cc: HopCongestion | undefined;
   /** An onion service's virtual hop (rend-spec-v3 4.2.1): no relay to extend from or truncate to. */
   virtual: boolean;
+  /** CGO relay crypto and the V1 message format (prop 359), when the handshake negotiated it. */
+  cgo: boolean;
 }
 
 /** An open stream, as `openStream` returns it; stream calls act only on this very stream. */
@@ -285,7 +294,9 @@ export class CircuitMachine {
     const name = this.pendingName;
     this.pending = undefined;
     this.pendingName = undefined;
-    this.addHop(pending.finish(created.handshakeData), name, pending.negotiated?.().sendmeInc);
+    const keys = pending.finish(created.handshakeData);
+    const negotiated = pending.negotiated?.();
+    this.addHop(keys, name, negotiated?.sendmeInc, 'tor1', negotiated?.cgoKeys);
     this.state = 'open';
     this.events.opened();
   }
@@ -346,7 +357,8 @@ export class CircuitMachine {
       if (err instanceof OrportError) this.events.extendFailed?.(err);
       throw err;
     }
-    this.addHop(keys, name, pending.negotiated?.().sendmeInc);
+    const negotiated = pending.negotiated?.();
+    this.addHop(keys, name, negotiated?.sendmeInc, 'tor1', negotiated?.cgoKeys);
     this.events.extended?.(this.hops.length);
   }
 
@@ -396,13 +408,16 @@ export class CircuitMachine {
 
   /**
    * Adds a hop whose keys have been agreed (by CREATE_FAST, ntor, or EXTEND2); `name` names
-   * it in errors; `sendmeInc` when its handshake turned congestion control on (prop 324).
+   * it in errors; `sendmeInc` when its handshake turned congestion control on (prop 324);
+   * `cgoKeys` (forward 80 | backward 80) when it negotiated CGO, which needs congestion
+   * control (tor refuses V1 cells without it: no stream SENDMEs to encode).
    */
-  addHop(keys: Tor1Keys, name?: string, sendmeInc?: number, variant: Tor1Variant = 'tor1'): void {
+  addHop(keys: Tor1Keys, name?: string, sendmeInc?: number, variant: Tor1Variant = 'tor1', cgoKeys?: Uint8Array): void {
     const label = `circuit ${this.circId} hop #${this.hops.length + 1}${name ? ` (${name})` : ''}`;
+    if (cgoKeys && sendmeInc === undefined) throw new BadArgumentError(`${label}: CGO relay crypto needs congestion control on the hop (prop 359)`);
     const cc = sendmeInc === undefined ? undefined : new HopCongestion(this.congestion, sendmeInc, label);
-    this.crypto.addHop(new Tor1Layer(keys, 'client', { variant }));
-    this.hops.push({ name, deliver: cc?.deliver ?? new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label), dataSent: 0, shortAt: 0, cc, virtual: variant === 'hsv3' });
+    this.crypto.addHop(cgoKeys ? new CgoLayer(cgoKeys) : new Tor1Layer(keys, 'client', { variant }));
+    this.hops.push({ name, deliver: cc?.deliver ?? new DeliverWindow(CIRCUIT_WINDOW, label), package: new CircuitPackageWindow(label), dataSent: 0, shortAt: 0, cc, virtual: variant === 'hsv3', cgo: !!cgoKeys });
   }
 
   /**
@@ -423,6 +438,12 @@ export class CircuitMachine {
   /** Whether hop `hop` (0-based) is an onion service's virtual hop. */
   isVirtualHop(hop: number): boolean {
     return this.hops[hop]?.virtual ?? false;
+  }
+
+  /** Which relay crypto hop `hop` runs (undefined: no such hop). */
+  hopRelayCrypto(hop: number): 'tor1' | 'cgo' | undefined {
+    const h = this.hops[hop];
+    return h && (h.cgo ? 'cgo' : 'tor1');
   }
 
   /** What congestion control hop `hop` runs (undefined: fixed windows). */
@@ -521,7 +542,7 @@ export class CircuitMachine {
   private originOf(payload: Uint8Array): string {
     if (this.state !== 'open') return this.hopLabel(0);
     try {
-      return this.hopLabel(this.crypto.decrypt(payload).hop);
+      return this.hopLabel(this.crypto.decrypt(payload, CMD.RELAY_EARLY).hop);
     } catch {
       return `hop #1 of ${this.hops.length} (${this.allHops()}; recognized by none)`;
     }
@@ -548,16 +569,27 @@ export class CircuitMachine {
    * output: views into it are ours to hand out), its digest (bytes, or base64 from a run).
    */
   private handleRelayMessage(hop: number, plain: Uint8Array, at: number, digest: Uint8Array | string): void {
-    const command = plain[at]!;
-    const streamId = (plain[at + 3]! << 8) | plain[at + 4]!;
-    const length = (plain[at + 9]! << 8) | plain[at + 10]!;
-    if (length > RELAY_DATA_MAX) throw new ProtocolError(`RELAY cell from ${this.hopLabel(hop)} claims ${length} bytes of data; at most ${RELAY_DATA_MAX} fit`);
-    const body = plain.subarray(at + RELAY_HEADER_LEN, at + RELAY_HEADER_LEN + length);
+    const hopState = this.hops[hop]!;
+    let command: number;
+    let streamId: number;
+    let body: Uint8Array;
+    if (hopState.cgo) {
+      // V1 (codec/relayv1): a stream id only where the command takes one; an unknown command is undecodable.
+      const v1 = readV1(plain, at);
+      command = v1.command;
+      streamId = v1.streamId;
+      body = plain.subarray(v1.dataAt, v1.dataAt + v1.length);
+    } else {
+      command = plain[at]!;
+      streamId = (plain[at + 3]! << 8) | plain[at + 4]!;
+      const length = (plain[at + 9]! << 8) | plain[at + 10]!;
+      if (length > RELAY_DATA_MAX) throw new ProtocolError(`RELAY cell from ${this.hopLabel(hop)} claims ${length} bytes of data; at most ${RELAY_DATA_MAX} fit`);
+      body = plain.subarray(at + RELAY_HEADER_LEN, at + RELAY_HEADER_LEN + length);
+    }
     const rule = streamIdRule(command);
     if ((rule === 'required' && streamId === 0) || (rule === 'disallowed' && streamId !== 0)) {
       throw new ProtocolError(`${RelayCommand.nameOf(command)} from ${this.hopLabel(hop)} ${streamId ? `has stream id ${streamId}, but it concerns the circuit` : 'needs a stream id, but has 0'}`);
     }
-    const hopState = this.hops[hop]!;
     switch (command) {
       case 2: // DATA
         this.counters.dataIn++;
@@ -764,6 +796,11 @@ export class CircuitMachine {
     const cc = this.hops[hop]!.cc;
     if (streamId === 0) {
       const msg = SendmeMsg.decode(body);
+      // sendme.c cell_v1_is_valid: the tag is as long as the hop's crypto makes them.
+      const tagLen = this.hops[hop]!.cgo ? CGO_TAG_LEN : 20;
+      if (msg.version === 1 && msg.digest!.length !== tagLen) {
+        throw new ProtocolError(`a circuit SENDME from ${this.hopLabel(hop)} carries a ${msg.digest!.length}-byte tag; its ${this.hops[hop]!.cgo ? 'CGO' : 'tor1'} crypto makes ${tagLen}-byte ones`);
+      }
       if (cc) cc.onSendme(msg.version, msg.digest, this.nowUsec());
       else this.hops[hop]!.package.handleCircuitSendme(msg.version, msg.digest, this.sendmeAcceptMinVersion);
       for (const stream of this.streams.values()) if (stream.hop === hop) stream.events.writable?.();
@@ -894,13 +931,14 @@ export class CircuitMachine {
     const streamId = stream.id;
     const hop = this.hops[stream.hop]!;
     const cc = hop.cc;
+    const max = hop.cgo ? v1DataMax(2) : RELAY_DATA_MAX;
     let sent = 0;
     while (sent < data.length && (cc ? cc.packageWindow > 0 && stream.flow!.sender.canPackage : stream.package.canSend && hop.package.canSend)) {
       // DIGEST-streams §2.3: one cell in each 100, at a random place from 50 on, leaves ≥ 20 bytes of padding.
       const inWindow = hop.dataSent % CIRCUIT_WINDOW.increment;
       if (inWindow === 0) hop.shortAt = 50 + (this.random(1)[0]! % 50);
       hop.dataSent++;
-      const piece = data.subarray(sent, sent + (inWindow === hop.shortAt ? SHORT_CELL_DATA : RELAY_DATA_MAX));
+      const piece = data.subarray(sent, sent + (inWindow === hop.shortAt ? max - SHORT_CELL_PADDING : max));
       if (cc) {
         cc.noteSent(this.sendRelay(stream.hop, 2, streamId, piece), this.nowUsec());
         stream.flow!.sender.noteSentData(piece.length);
@@ -948,7 +986,8 @@ export class CircuitMachine {
    * (tor-spec 6.1). EXTEND2 and early cells beyond hop #1 go as RELAY_EARLY (5.6).
    */
   sendRelay(hop: number, command: number, streamId: number, body: Uint8Array): Uint8Array {
-    if (body.length > RELAY_DATA_MAX) throw new InternalError(`relay body of ${body.length} bytes`);
+    const v1 = this.hops[hop]?.cgo === true;
+    if (body.length > (v1 ? v1DataMax(command) : RELAY_DATA_MAX)) throw new InternalError(`relay body of ${body.length} bytes`);
     // Refuse before touching the crypto state (digest, keystream), which must stay in step.
     if (command === 14 && this.relayEarlyLeft === 0) {
       throw new ProtocolError(`circuit ${this.circId} has used its ${MAX_RELAY_EARLY} RELAY_EARLY cells (tor-spec 5.6); EXTEND2 to ${this.hopLabel(this.hops.length)} cannot be sent`);
@@ -956,13 +995,18 @@ export class CircuitMachine {
     const circIdLen = this.linkProtocol.circIdSize.size;
     const cell = allocPooled(this.linkProtocol.fixedCellLength); // zeroed: the 4 bytes after the body stay 0
     const payload = cell.subarray(circIdLen + 1);
-    writeRelayHeader(payload, command, 0, streamId, 0, body.length);
-    payload.set(body, RELAY_HEADER_LEN);
-    const padStart = RELAY_HEADER_LEN + body.length + 4;
+    let padStart: number;
+    if (v1) padStart = writeV1(payload, command, streamId, body);
+    else {
+      writeRelayHeader(payload, command, 0, streamId, 0, body.length);
+      payload.set(body, RELAY_HEADER_LEN);
+      padStart = RELAY_HEADER_LEN + body.length + 4;
+    }
     if (padStart < FIXED_PAYLOAD_LEN) this.randomFill(payload, padStart, FIXED_PAYLOAD_LEN - padStart);
-    const digest = this.crypto.encrypt(hop, payload);
+    // RELAY or RELAY_EARLY is decided before encrypting: CGO's tweak includes the cell command.
     const early = this.relayEarlyLeft > 0 && (command === 14 || hop > 0);
     if (early) this.relayEarlyLeft--;
+    const digest = this.crypto.encrypt(hop, payload, early ? CMD.RELAY_EARLY : CMD.RELAY);
     writeCellHeader(cell, this.circId, circIdLen, early ? CMD.RELAY_EARLY : CMD.RELAY);
     this.send(cell);
     return digest;

@@ -1,7 +1,7 @@
 /**
  * test/integration/streamhelp — what the stream tests share: an HTTP/1.0 GET over a Tor
  * stream read to its end (the body's sha256, size and status; `onChunk` may pause the
- * reader), and a loopback echo server.
+ * reader), a loopback echo server, and an upload through it (`echoRoundTrip`).
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
@@ -37,4 +37,26 @@ export async function listenEcho(): Promise<{ server: Server; port: number }> {
   const server = createServer((socket) => socket.pipe(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as { port: number }).port };
+}
+
+/**
+ * Writes `bytes` of a fixed pattern to `stream` (connected to an echo server), honouring
+ * backpressure, and reads the echo back: whether it came back intact.
+ */
+export async function echoRoundTrip(stream: Duplex, bytes: number): Promise<{ intact: boolean }> {
+  const data = Buffer.alloc(bytes);
+  for (let i = 0; i + 4 <= data.length; i += 4) data.writeUInt32LE((i * 2246822519) >>> 0, i);
+  const hash = createHash('sha256');
+  let got = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => {
+      hash.update(c);
+      got += c.length;
+      if (got >= data.length) resolve();
+    });
+    stream.once('error', reject);
+  });
+  for (let i = 0; i < data.length; i += 65536) if (!stream.write(data.subarray(i, i + 65536))) await new Promise((r) => stream.once('drain', r));
+  await done;
+  return { intact: hash.digest('hex') === createHash('sha256').update(data).digest('hex') };
 }
