@@ -8,7 +8,10 @@
  * adds the next, `truncateAfter` drops them): a cell from the client is decrypted by each
  * hop in turn until one recognizes it (tor-spec 5.5.2.2), and a cell a hop originates is
  * encrypted by that hop and then by each earlier one, as relays add their layer on the
- * way back (5.5.3.1), framed with the first hop's circuit id.
+ * way back (5.5.3.1), framed with the first hop's circuit id. A hop can run CGO instead
+ * of tor1 (`acceptCgo`; prop 359: crypto/cgo's relay side, V1 messages, 16-byte tags),
+ * and `answerCreate2` turns it on where the client's ntor v3 message asks for Relay=6
+ * and the relay's answer turns congestion control on, as tor's relays do.
  *
  * Layer: protocol core (test support). No I/O; randomness is injectable. Misbehaviour is
  * the caller's to script: every method takes raw values, nothing here refuses to send a
@@ -22,15 +25,17 @@ import { writeRelayHeader } from '../codec/relaycell.js';
 import { KDF, LinkProtocol } from '../codec/datatype.js';
 import { fastServer } from '../crypto/handshake/fast.js';
 import { NTOR_HTYPE, ntorServer, type X25519KeyPair } from '../crypto/handshake/ntor.js';
-import { NTOR_V3_HTYPE, encodeNtorV3Response, ntorV3Server } from '../crypto/handshake/ntorv3.js';
-import { Tor1Layer, type Tor1Keys } from '../crypto/relaycrypto.js';
+import { NTOR_V3_HTYPE, decodeNtorV3Request, decodeNtorV3Response, encodeNtorV3Response, ntorV3Server } from '../crypto/handshake/ntorv3.js';
+import { Tor1Layer, randomPadding, type Tor1Keys } from '../crypto/relaycrypto.js';
+import { CgoLayer, CGO_KEY_MATERIAL_LEN } from '../crypto/cgo.js';
+import { readV1, writeV1 } from '../codec/relayv1.js';
 
 /** A relay message as the relay sees it after decryption. */
 export interface RelayMessageIn {
   command: number;
   streamId: number;
   body: Uint8Array;
-  /** The full running digest after this cell (what a v1 SENDME for it must carry). */
+  /** The full running digest after this cell, or its CGO tag (what a v1 SENDME for it must carry). */
   digest: Uint8Array;
   /** RELAY (3) or RELAY_EARLY (9). */
   cellCommand: number;
@@ -55,6 +60,8 @@ export interface ServerHandshakeOptions {
   tamperAuth?: boolean;
   /** Send Y = 0…0, a low-order X25519 point (tor-spec 5.1.4: the client must refuse it). */
   zeroY?: boolean;
+  /** Accept the client's CGO request but keep tor1 (a fault: the client runs CGO, this hop does not). */
+  ignoreCgo?: boolean;
 }
 
 export interface ServerHandshakeResult {
@@ -63,6 +70,8 @@ export interface ServerHandshakeResult {
   keys: KDF;
   /** ntor v3: the client's decrypted message CM. */
   clientMessage?: Uint8Array;
+  /** ntor v3 with CGO negotiated (the client asked for Relay=6, the answer has congestion control): forward 80 | backward 80. */
+  cgoKeys?: Uint8Array;
 }
 
 export type RandomSource = (n: number) => Uint8Array;
@@ -101,20 +110,30 @@ export function serverHandshake(
   } else if (handshakeType === NTOR_V3_HTYPE) {
     const sm = options.serverMessage ?? encodeNtorV3Response();
     const respond = typeof sm === 'function' ? sm : () => sm;
-    result = ntorV3Server({ ed25519Id: relay.ed25519Id, onionKeys: relay.onionKeys }, handshakeData, respond, random, where);
+    let answer: Uint8Array | undefined;
+    const v3 = ntorV3Server({ ed25519Id: relay.ed25519Id, onionKeys: relay.onionKeys }, handshakeData, (cm) => (answer = respond(cm)), random, where);
+    // onion_crypto.c: Relay=6 asked for, and congestion control on in the answer ⇒ CGO (success is implicit).
+    const cgo =
+      !options.ignoreCgo &&
+      decodeNtorV3Request(v3.clientMessage).subprotocols?.some((c) => c.protocol === 2 && c.version === 6) === true &&
+      answer !== undefined &&
+      decodeNtorV3Response(answer).sendmeInc !== undefined;
+    result = { reply: v3.reply, keys: v3.keys, clientMessage: v3.clientMessage, ...(cgo ? { cgoKeys: v3.keyMaterial(CGO_KEY_MATERIAL_LEN) } : {}) };
   } else {
     throw new HandshakeError(`${where}: CREATE2 handshake type ${handshakeType} is neither ntor (2) nor ntor v3 (3)`);
   }
   const reply = result.reply.slice();
   if (options.zeroY) reply.fill(0, 0, 32);
   if (options.tamperAuth) reply[32]! ^= 1; // AUTH follows Y in both handshakes
-  return { reply, keys: result.keys, ...(result.clientMessage ? { clientMessage: result.clientMessage } : {}) };
+  return { reply, keys: result.keys, ...(result.clientMessage ? { clientMessage: result.clientMessage } : {}), ...(result.cgoKeys ? { cgoKeys: result.cgoKeys } : {}) };
 }
 
 export class RelaySideCircuit {
-  private layer: RelaySideLayer | undefined;
+  private layer: RelaySideLayer | CgoLayer | undefined;
   /** Digests of DATA cells after which we expect the client's v1 SENDME (FIFO). */
   readonly expectedSendmeDigests: Uint8Array[] = [];
+  /** The digest (tor1) or tag (CGO) of the last cell `send` made: what a SENDME for it carries. */
+  lastDigest: Uint8Array | undefined;
   /** DATA cells sent / received (for flow-control scripting). */
   dataSent = 0;
   dataReceived = 0;
@@ -159,6 +178,17 @@ export class RelaySideCircuit {
     this.layer = layer;
   }
 
+  /** Installs CGO for this hop (prop 359) from its key material (forward 80 | backward 80); `keys` stay tor1's, for faults. */
+  acceptCgo(keyMaterial: Uint8Array, keys?: KDF): void {
+    if (keys) this.keys = keys;
+    this.layer = new CgoLayer(keyMaterial, 'relay');
+  }
+
+  /** Whether this hop runs CGO. */
+  get cgo(): boolean {
+    return this.layer instanceof CgoLayer;
+  }
+
   /**
    * Answers a CREATE_FAST payload (X) with CREATED_FAST (Y, KH). `tamperKeyHash` flips a
    * bit of KH (a fault to script).
@@ -174,7 +204,8 @@ export class RelaySideCircuit {
   /** Runs the CREATE2 handshake for this hop and installs its keys; returns the reply HDATA. */
   answerCreate2(handshakeType: number, handshakeData: Uint8Array, relay: RelayOnionKeys, where: string, options: ServerHandshakeOptions = {}): ServerHandshakeResult {
     const result = serverHandshake(handshakeType, handshakeData, relay, this.random, where, options);
-    this.accept(result.keys);
+    if (result.cgoKeys) this.acceptCgo(result.cgoKeys, result.keys);
+    else this.accept(result.keys);
     return result;
   }
 
@@ -210,6 +241,17 @@ export class RelaySideCircuit {
    */
   receive(payload: Uint8Array, cellCommand = 3): RelayMessageIn {
     const layer = this.requireLayer();
+    if (layer instanceof CgoLayer) {
+      const copy = new Uint8Array(payload);
+      const tag = layer.receive(cellCommand, copy);
+      if (!tag) {
+        if (this.next) return this.next.receive(copy, cellCommand);
+        throw new ProtocolError(`relay side: a cell from the client was not recognized at hop #${this.hop + 1}, the last (CGO: T is not N)`);
+      }
+      const m = readV1(copy);
+      if (m.command === 2) this.dataReceived++;
+      return { command: m.command, streamId: m.streamId, body: copy.slice(m.dataAt, m.dataAt + m.length), digest: tag, cellCommand, hop: this.hop };
+    }
     const copy = layer.decrypt(payload);
     const digest = layer.recognize(copy);
     if (!digest) {
@@ -227,23 +269,48 @@ export class RelaySideCircuit {
    * hop, then each earlier hop's encryption (5.5.3.1). Options script faults: a wrong
    * digest, a non-zero 'recognized', a length that lies, RELAY_EARLY instead of RELAY.
    */
-  send(command: number, streamId: number, body: Uint8Array, options: { corruptDigest?: boolean; recognized?: number; claimedLength?: number; early?: boolean } = {}): Uint8Array {
-    const layer = this.requireLayer();
-    if (body.length > RELAY_DATA_MAX) throw new ProtocolError(`relay side: body of ${body.length} bytes`);
+  send(
+    command: number,
+    streamId: number,
+    body: Uint8Array,
+    options: { corruptDigest?: boolean; recognized?: number; claimedLength?: number; early?: boolean; tor1?: boolean; flipBit?: number } = {},
+  ): Uint8Array {
+    let layer = this.requireLayer();
+    // A CGO hop sending as tor1 (a fault): tor1 keys from the same handshake, V0 format.
+    if (options.tor1 && layer instanceof CgoLayer) layer = this.tor1Fault ??= new Tor1Layer(this.keys as Tor1Keys, 'relay');
     const first = this.first;
     const circIdLen = first.linkProtocol.circIdSize.size;
     const cell = new Uint8Array(first.linkProtocol.fixedCellLength);
     const payload = cell.subarray(circIdLen + 1);
-    writeRelayHeader(payload, command, 0, streamId, 0, options.claimedLength ?? body.length);
-    payload.set(body, RELAY_HEADER_LEN);
-    const digest = layer.originate(payload);
-    if (options.recognized !== undefined) {
-      payload[1] = options.recognized >> 8;
-      payload[2] = options.recognized;
+    const cellCommand = options.early ? 9 : 3;
+    let digest: Uint8Array;
+    if (layer instanceof CgoLayer) {
+      const pad = writeV1(payload, command, streamId, body);
+      if (pad < payload.length) randomPadding(payload, pad, payload.length - pad);
+      if (options.claimedLength !== undefined) {
+        payload[17] = options.claimedLength >> 8;
+        payload[18] = options.claimedLength;
+      }
+      digest = layer.originate(cellCommand, payload);
+    } else {
+      if (body.length > RELAY_DATA_MAX) throw new ProtocolError(`relay side: body of ${body.length} bytes`);
+      writeRelayHeader(payload, command, 0, streamId, 0, options.claimedLength ?? body.length);
+      payload.set(body, RELAY_HEADER_LEN);
+      digest = layer.originate(payload);
+      if (options.recognized !== undefined) {
+        payload[1] = options.recognized >> 8;
+        payload[2] = options.recognized;
+      }
+      if (options.corruptDigest) payload[5]! ^= 0xff;
+      layer.encrypt(payload);
     }
-    if (options.corruptDigest) payload[5]! ^= 0xff;
-    layer.encrypt(payload);
-    for (let hop = this.prev; hop; hop = hop.prev) hop.requireLayer().encrypt(payload);
+    if (options.flipBit !== undefined) payload[options.flipBit >> 3]! ^= 1 << (options.flipBit & 7);
+    for (let hop = this.prev; hop; hop = hop.prev) {
+      const l = hop.requireLayer();
+      if (l instanceof CgoLayer) l.forward(cellCommand, payload);
+      else l.encrypt(payload);
+    }
+    this.lastDigest = digest;
     if (command === 2) {
       // tor's sendme_record_cell_digest: the 100th, 200th, … DATA cell triggers a SENDME.
       this.dataSent++;
@@ -253,7 +320,9 @@ export class RelaySideCircuit {
     return cell;
   }
 
-  private requireLayer(): RelaySideLayer {
+  private tor1Fault: Tor1Layer | undefined;
+
+  private requireLayer(): RelaySideLayer | CgoLayer {
     if (!this.layer) throw new ProtocolError('relay side: the circuit was not created');
     return this.layer;
   }

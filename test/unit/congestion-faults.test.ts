@@ -10,32 +10,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Address, AuthChallengeCell, Certificate, CertsCell, KDF, LinkProtocol, NetinfoCell, VersionsCell, type OrportError } from '../../src/index.js';
+import { KDF, type OrportError } from '../../src/index.js';
 import { HandshakeError, ProtocolError } from '../../src/errors.js';
 import { readFrame } from '../../src/codec/framing.js';
 import { SendmeMsg } from '../../src/codec/relaymsg.js';
-import { ChannelMachine } from '../../src/proto/channel.js';
 import { RelaySideCircuit } from '../../src/testing/relayside.js';
+import { LP, openChannel, relayReader } from '../support/channel.js';
 import { RELAY_COMMAND_XOFF, RELAY_COMMAND_XON, XoffMsg, XonMsg } from '../../src/proto/xonxoff.js';
 import { handshakeFor } from '../../src/client/handshakes.js';
 import { encodeNtorV3Response, ntorV3Server } from '../../src/crypto/handshake/ntorv3.js';
 import { x25519KeyPair } from '../../src/crypto/handshake/ntor.js';
 
-const LP = LinkProtocol.of(5);
 const SENDME_INC = 31;
 
 /** A channel with a CREATE_FAST hop #1 and a congestion-controlled hop #2, and the relays' chain for them. */
 function ccCircuit() {
   const sent: Uint8Array[] = [];
-  const channel = new ChannelMachine([3, 4, 5], { send: (b) => sent.push(b) }, { handshakeComplete: () => undefined, closed: () => undefined }, { peerAddress: new Address('127.0.0.1') });
-  channel.start();
-  channel.handleBytes(Buffer.concat([
-    new VersionsCell([3, 4, 5]).pack(2),
-    new CertsCell([new Certificate(1, new Uint8Array(10))]).pack(LP),
-    new AuthChallengeCell([1, 3]).pack(LP),
-    new NetinfoCell(new Address('127.0.0.1'), [new Address('127.0.0.2')], new Date(1_700_000_000_000)).pack(LP),
-  ]));
-  sent.length = 0;
+  const channel = openChannel(sent);
   const events = { destroyed: undefined as OrportError | undefined };
   let clock = 1_000_000;
   const circuit = channel.newCircuit({ opened: () => undefined, destroyed: (e) => (events.destroyed = e) });
@@ -51,17 +42,7 @@ function ccCircuit() {
   circuit.addHop(keys, 'exit', SENDME_INC);
   (circuit as unknown as { nowUsec: () => number }).nowUsec = () => (clock += 1000);
   /** What we sent since the last call, as the relays read it. */
-  const received = () => {
-    const bytes = Buffer.concat(sent.splice(0));
-    const out = [];
-    for (let at = 0; at < bytes.length; ) {
-      const f = readFrame(bytes, at, LP);
-      assert.ok(typeof f !== 'number');
-      at += f.length;
-      if (f.command === 3 || f.command === 9) out.push(guard.receive(f.payload.slice(), f.command));
-    }
-    return out;
-  };
+  const received = relayReader(sent, guard);
   const fromExit = (command: number, streamId: number, body: Uint8Array) => channel.handleBytes(exit.send(command, streamId, body));
   return { channel, circuit, events, received, fromExit };
 }
