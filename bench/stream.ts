@@ -14,7 +14,9 @@
  * orport runs twice per round: with congestion control negotiated with the exit (prop
  * 324, the default, as C tor does) and with fixed SENDME windows (`congestionControl:
  * false`), each on one circuit kept across rounds (C tor keeps its circuit, and so its
- * congestion window, from one curl to the next); `--latency MS` boots the network with that one-way delay on every ORPort link
+ * congestion window, from one curl to the next), and a third time with CGO relay crypto
+ * negotiated with the exit (`relayCrypto: 'cgo'`, prop 359, with congestion control): CGO
+ * against tor1 in one run; `--latency MS` boots the network with that one-way delay on every ORPort link
  * (testnet/delay), where fixed windows bind.
  *
  * The machine is shared and has 2 cores, which the relays use too: the load average is
@@ -55,8 +57,8 @@ function parseOptions(argv: readonly string[]): Options {
   return opts;
 }
 
-type Who = 'orport' | 'orport fixed windows' | 'C tor';
-const WHO: readonly Who[] = ['orport', 'orport fixed windows', 'C tor'];
+type Who = 'orport' | 'orport fixed windows' | 'orport CGO' | 'C tor';
+const WHO: readonly Who[] = ['orport', 'orport fixed windows', 'orport CGO', 'C tor'];
 
 interface Sample {
   bytes: number;
@@ -74,15 +76,17 @@ function processCpu(pid: number): number {
 }
 
 /** orport's circuits, one per mode, kept across rounds as C tor keeps its circuit (and its congestion window). */
-const circuits = new Map<boolean, TorCircuit>();
+const circuits = new Map<Who, TorCircuit>();
 
-async function orportRound(client: TorClient, description: TestnetDescription, congestionControl: boolean): Promise<Sample> {
+async function orportRound(client: TorClient, description: TestnetDescription, who: Exclude<Who, 'C tor'>): Promise<Sample> {
   const { port, url } = description.http;
-  let circuit = circuits.get(congestionControl);
+  const congestionControl = who !== 'orport fixed windows';
+  let circuit = circuits.get(who);
   if (!circuit?.isOpen) {
-    circuit = await client.buildCircuit({ exitPort: port, congestionControl });
+    circuit = await client.buildCircuit({ exitPort: port, congestionControl, relayCrypto: who === 'orport CGO' ? 'cgo' : 'tor1' });
     if (congestionControl && !circuit.hops[2]!.congestionControl) throw new Error('congestion control was not negotiated');
-    circuits.set(congestionControl, circuit);
+    if (who === 'orport CGO' && circuit.hops[2]!.relayCrypto !== 'cgo') throw new Error('CGO was not negotiated with the exit');
+    circuits.set(who, circuit);
   }
   const t0 = performance.now();
   const c0 = process.cpuUsage();
@@ -115,7 +119,7 @@ async function ctorRound(description: TestnetDescription): Promise<Sample> {
 async function bench(description: TestnetDescription, opts: Options, signal: AbortSignal, say: (m: string) => void): Promise<number> {
   const network = Network.fromTorrc(readFileSync(description.networkFile, 'utf8'));
   const client = await TorClient.create({ network, refresh: false, signal, timeoutMs: 60_000 });
-  const rows: Record<Who, Sample[]> = { orport: [], 'orport fixed windows': [], 'C tor': [] };
+  const rows: Record<Who, Sample[]> = { orport: [], 'orport fixed windows': [], 'orport CGO': [], 'C tor': [] };
   const failures: string[] = [];
   try {
     const expected = description.http.fileBytes;
@@ -124,7 +128,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
       for (const who of round & 1 ? [...WHO].reverse() : WHO) {
         if (signal.aborted) throw signal.reason;
         try {
-          const s = who === 'C tor' ? await ctorRound(description) : await orportRound(client, description, who === 'orport');
+          const s = who === 'C tor' ? await ctorRound(description) : await orportRound(client, description, who);
           // orport counts the HTTP head too; curl only the body.
           if (s.bytes < expected) throw new Error(`${s.bytes} of ${expected} bytes`);
           if (round >= 0) rows[who].push(s);
@@ -153,7 +157,9 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
         '|---|---|---|',
         `| orport (congestion control) | ${o.mbps.toFixed(1)} | ${o.cpuPerMiB.toFixed(4)} |`,
         `| orport (fixed windows) | ${summary['orport fixed windows'].mbps.toFixed(1)} | ${summary['orport fixed windows'].cpuPerMiB.toFixed(4)} |`,
+        `| orport (CGO at the exit, congestion control) | ${summary['orport CGO'].mbps.toFixed(1)} | ${summary['orport CGO'].cpuPerMiB.toFixed(4)} |`,
         `| C tor (curl via SocksPort; tor's CPU) | ${c.mbps.toFixed(1)} | ${c.cpuPerMiB.toFixed(4)} |`,
+        `CGO / tor1 (both with congestion control): throughput ${(summary['orport CGO'].mbps / o.mbps).toFixed(2)}×, CPU per MiB ${(summary['orport CGO'].cpuPerMiB / o.cpuPerMiB).toFixed(2)}×`,
         `throughput orport / C tor: ${(o.mbps / c.mbps).toFixed(2)}× (target ≥ 1.0); CPU per MiB orport / C tor: ${(o.cpuPerMiB / c.cpuPerMiB).toFixed(2)}× (target ≤ 1.0)`,
         ...(failures.length ? [`failures (${failures.length}):`, ...failures.map((f) => `  ${f}`)] : []),
       ].join('\n') + '\n',
