@@ -178,10 +178,10 @@ export function buildTorrc(node: TorrcNode, net: TorrcNetwork): string {
         'ExitPolicyRejectLocalInterfaces 0',
         // One loopback port refused by policy, so tests see END EXITPOLICY without leaving loopback.
         `ExitPolicy reject 127.0.0.0/8:${EXIT_REJECTED_PORT}`,
-        'ExitPolicy accept 127.0.0.0/8:*',
         // Congestion control's Vegas updates ("CC: TOR_VEGAS RTT: …, CWND: …") are info, domain
         // circ: the exit's own record that a circuit negotiated it (tests read it).
         `Log [circ]info file ${d}/${EXIT_CIRC_LOG}`,
+        'ExitPolicy accept 127.0.0.0/8:*',
       );
       // Without "accept *:*" the microdescriptor policy summary is "reject 1-65535"
       // and microdescriptor clients never choose this exit. Nothing but lo exists here.
