@@ -82,4 +82,13 @@ export type { StreamConnector, StreamConnectOptions, ConnectedStream } from './a
 export { listenSocks, type SocksServer, type SocksServerOptions, type SocksStreamInfo } from './adapters/socksserver.js';
 export { parseOnionAddress, encodeOnionAddress, isOnionHostname, type OnionAddress } from './onion/address.js';
 export { fetchOnionDescriptor, clearOnionDescriptorCache, type OnionDescriptorResult, type FetchOnionDescriptorOptions } from './onion/lookup.js';
-export { decodeHsDescriptor } from './onion/descriptor.js';
+export { decodeHsDescriptor, type HsDescriptor, type HsIntroductionPoint } from './onion/descriptor.js';
+export {
+  openOnionCircuit,
+  DEFAULT_ONION_CONNECT_TIMEOUT_MS,
+  DEFAULT_INTRO_TIMEOUT_MS,
+  DEFAULT_REND_TIMEOUT_MS,
+  type OnionConnectClient,
+  type OnionConnectTarget,
+  type OnionConnectOptions,
+} from './onion/rendezvous.js';
