@@ -9,35 +9,15 @@
  */
 import type { MicrodescConsensus } from '../dir/consensus.js';
 import type { Network } from '../dir/network.js';
-import type { Path } from '../path/select.js';
+import type { Path, PathRelay } from '../path/select.js';
 import type { HandshakeKind } from './handshakes.js';
 import type { TorCircuit } from './torcircuit.js';
 import type { WaitOptions } from './wait.js';
 
-/** One relay as the verified consensus and its microdescriptor describe it. */
-export interface RelayInfo {
-  readonly nickname: string;
-  /** RSA identity fingerprint, 40 upper-case hex digits (as tor prints it). */
-  readonly rsa: string;
-  /** Ed25519 identity, unpadded base64 (from the microdescriptor; undefined without one). */
-  readonly ed25519: string | undefined;
-  readonly address: string;
+/** One relay as the verified consensus and its microdescriptor describe it: what path selection reads, and its ports and digest. */
+export interface RelayInfo extends PathRelay {
   readonly orPort: number;
   readonly dirPort: number;
-  /** The relay's IPv6 ORPort, if it has one (`a` line). */
-  readonly ipv6: { readonly address: string; readonly port: number } | undefined;
-  readonly flags: readonly string[];
-  /** Consensus weight (`w Bandwidth=`), in the consensus' unit (kilobytes/s). */
-  readonly bandwidth: number;
-  /** Supported subprotocols (`pr`): name → version ranges as written ('1-5'). */
-  readonly protocols: Readonly<Record<string, string>>;
-  /** The curve25519 ntor onion key, base64 as in the microdescriptor. */
-  readonly ntorOnionKey: string | undefined;
-  /** Exit policy summaries (`p`, `p6`), e.g. 'accept 80,443' ('reject 1-65535' when absent). */
-  readonly exitPolicy: { readonly ipv4: string; readonly ipv6: string | undefined };
-  /** `family` entries (fingerprints with '$', or nicknames) and `family-ids`. */
-  readonly family: readonly string[];
-  readonly familyIds: readonly string[];
   /** The microdescriptor digest (`m`, base64 SHA-256). */
   readonly microdescDigest: string;
 }

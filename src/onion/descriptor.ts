@@ -233,6 +233,28 @@ export function verifyHsDescriptorOuter(outer: HsDescriptorOuter, blindedKey: Ui
   if (!ed25519Verify(outer.signingKey, message, outer.signature)) throw new CertificateError(OUTER, 'descriptor-signature', 'the descriptor signature does not verify under its signing key');
 }
 
+/** A layer's keys (rend-spec 2.5.3): SHAKE-256(SECRET_DATA | N_hs_subcred | INT_8(revision-counter) | SALT | constant, 80) → SECRET_KEY, SECRET_IV, MAC_KEY. */
+export function hsDescriptorLayerKeys(secretData: Uint8Array, subcredential: Uint8Array, revisionCounter: bigint, salt: Uint8Array, layer: 'superencrypted' | 'encrypted'): { key: Uint8Array; iv: Uint8Array; macKey: Uint8Array } {
+  const rev = new Uint8Array(8);
+  new DataView(rev.buffer).setBigUint64(0, revisionCounter);
+  const keys = createHash('shake256', { outputLength: 80 })
+    .update(secretData)
+    .update(subcredential)
+    .update(rev)
+    .update(salt)
+    .update(layer === 'superencrypted' ? SUPERENCRYPTED_CONSTANT : ENCRYPTED_CONSTANT)
+    .digest();
+  return { key: keys.subarray(0, 32), iv: keys.subarray(32, 48), macKey: keys.subarray(48, 80) };
+}
+
+/** A layer's MAC (rend-spec 2.5.3): SHA3-256(INT_8(len(MAC_KEY)) | MAC_KEY | INT_8(len(SALT)) | SALT | ENCRYPTED). */
+export function hsDescriptorLayerMac(macKey: Uint8Array, salt: Uint8Array, encrypted: Uint8Array): Uint8Array {
+  const lens = new Uint8Array(16);
+  new DataView(lens.buffer).setBigUint64(0, BigInt(macKey.length));
+  new DataView(lens.buffer).setBigUint64(8, BigInt(salt.length));
+  return createHash('sha3-256').update(lens.subarray(0, 8)).update(macKey).update(lens.subarray(8)).update(salt).update(encrypted).digest();
+}
+
 /**
  * Decrypts one layer (rend-spec 2.5.3): blob = SALT | ENCRYPTED | MAC, keys =
  * SHAKE-256(SECRET_DATA | N_hs_subcred | INT_8(revision_counter) | SALT | constant, 80); the
@@ -244,21 +266,10 @@ export function decryptHsDescriptorLayer(blob: Uint8Array, secretData: Uint8Arra
   const salt = blob.subarray(0, SALT_LEN);
   const encrypted = blob.subarray(SALT_LEN, blob.length - MAC_LEN);
   const mac = blob.subarray(blob.length - MAC_LEN);
-  const rev = new Uint8Array(8);
-  new DataView(rev.buffer).setBigUint64(0, revisionCounter);
-  const keys = createHash('shake256', { outputLength: 80 })
-    .update(secretData)
-    .update(subcredential)
-    .update(rev)
-    .update(salt)
-    .update(layer === 'superencrypted' ? SUPERENCRYPTED_CONSTANT : ENCRYPTED_CONSTANT)
-    .digest();
-  const lens = new Uint8Array(16);
-  new DataView(lens.buffer).setBigUint64(0, 32n);
-  new DataView(lens.buffer).setBigUint64(8, 16n);
-  const expected = createHash('sha3-256').update(lens.subarray(0, 8)).update(keys.subarray(48, 80)).update(lens.subarray(8)).update(salt).update(encrypted).digest();
+  const keys = hsDescriptorLayerKeys(secretData, subcredential, revisionCounter, salt, layer);
+  const expected = hsDescriptorLayerMac(keys.macKey, salt, encrypted);
   if (!timingSafeEqual(expected, mac)) return undefined;
-  const plain = new Uint8Array(createCipheriv('aes-256-ctr', keys.subarray(0, 32), keys.subarray(32, 48)).update(encrypted));
+  const plain = new Uint8Array(createCipheriv('aes-256-ctr', keys.key, keys.iv).update(encrypted));
   const nul = plain.indexOf(0);
   return nul < 0 ? plain : plain.subarray(0, nul);
 }

@@ -15,15 +15,23 @@ import { supportsVersion } from '../dir/consensus.js';
 /** What selection reads of a relay (`TorClient`'s RelayInfo has it all). */
 export interface PathRelay {
   readonly nickname: string;
+  /** RSA identity fingerprint, 40 upper-case hex digits (as tor prints it). */
   readonly rsa: string;
+  /** Ed25519 identity, unpadded base64 (from the microdescriptor; undefined without one). */
   readonly ed25519: string | undefined;
   readonly address: string;
+  /** The relay's IPv6 ORPort, if it has one (`a` line). */
   readonly ipv6: { readonly address: string; readonly port: number } | undefined;
   readonly flags: readonly string[];
+  /** Consensus weight (`w Bandwidth=`), in the consensus' unit (kilobytes/s). */
   readonly bandwidth: number;
+  /** Supported subprotocols (`pr`): name → version ranges as written ('1-5'). */
   readonly protocols: Readonly<Record<string, string>>;
+  /** The curve25519 ntor onion key, base64 as in the microdescriptor. */
   readonly ntorOnionKey: string | undefined;
+  /** Exit policy summaries (`p`, `p6`), e.g. 'accept 80,443' ('reject 1-65535' when absent). */
   readonly exitPolicy: { readonly ipv4: string; readonly ipv6: string | undefined };
+  /** `family` entries (fingerprints with '$', or nicknames) and `family-ids`. */
   readonly family: readonly string[];
   readonly familyIds: readonly string[];
 }

@@ -23,6 +23,7 @@ import { ed25519 } from '@noble/curves/ed25519';
 import { Ed25519Cert } from '../crypto/ed25519cert.js';
 import { ED25519_L, bigintFromLE } from '../onion/point.js';
 import { blindingFactor, blindPublicKey, type TimePeriod } from '../onion/keys.js';
+import { hsDescriptorLayerKeys, hsDescriptorLayerMac } from '../onion/descriptor.js';
 import type { LinkSpecifierBytes } from '../onion/hsntor.js';
 import type { RandomSource } from './relayside.js';
 
@@ -120,26 +121,11 @@ export interface EncodeHsDescriptorOptions {
   readonly random: RandomSource;
 }
 
-const SUPERENCRYPTED_CONSTANT = Buffer.from('hsdir-superencrypted-data');
-const ENCRYPTED_CONSTANT = Buffer.from('hsdir-encrypted-data');
-
-/** SALT | AES-256-CTR(plaintext) | MAC (rend-spec 2.5.3). */
+/** SALT | AES-256-CTR(plaintext) | MAC (rend-spec 2.5.3), with onion/descriptor's key schedule and MAC. */
 export function encryptHsDescriptorLayer(plaintext: Uint8Array, secretData: Uint8Array, subcredential: Uint8Array, revisionCounter: bigint, layer: 'superencrypted' | 'encrypted', salt: Uint8Array): Uint8Array {
-  const rev = new Uint8Array(8);
-  new DataView(rev.buffer).setBigUint64(0, revisionCounter);
-  const keys = createHash('shake256', { outputLength: 80 })
-    .update(secretData)
-    .update(subcredential)
-    .update(rev)
-    .update(salt)
-    .update(layer === 'superencrypted' ? SUPERENCRYPTED_CONSTANT : ENCRYPTED_CONSTANT)
-    .digest();
-  const encrypted = createCipheriv('aes-256-ctr', keys.subarray(0, 32), keys.subarray(32, 48)).update(plaintext);
-  const lens = new Uint8Array(16);
-  new DataView(lens.buffer).setBigUint64(0, 32n);
-  new DataView(lens.buffer).setBigUint64(8, BigInt(salt.length));
-  const mac = createHash('sha3-256').update(lens.subarray(0, 8)).update(keys.subarray(48, 80)).update(lens.subarray(8)).update(salt).update(encrypted).digest();
-  return new Uint8Array(Buffer.concat([salt, encrypted, mac]));
+  const keys = hsDescriptorLayerKeys(secretData, subcredential, revisionCounter, salt, layer);
+  const encrypted = createCipheriv('aes-256-ctr', keys.key, keys.iv).update(plaintext);
+  return new Uint8Array(Buffer.concat([salt, encrypted, hsDescriptorLayerMac(keys.macKey, salt, encrypted)]));
 }
 
 /** The whole descriptor text (latin1), signed and encrypted for the blinded key and subcredential. */
