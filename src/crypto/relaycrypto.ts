@@ -90,6 +90,11 @@ export interface Tor1LayerOptions {
 /** A v1 SENDME's tag: the first 20 bytes of the running digest (tor's DIGEST_LEN, for SHA3 too). */
 export const SENDME_TAG_LEN = 20;
 
+/** The SENDME tag of a recognized cell from its base64 digest (`recognizeAt`): SHA3-256's cut to 20 bytes; SHA-1's and CGO's 16-byte tags as they are. */
+export function sendmeTag(digest: string): Uint8Array {
+  return Buffer.from(digest, 'base64').subarray(0, SENDME_TAG_LEN);
+}
+
 const VARIANTS = {
   tor1: { cipher: 'aes-128-ctr', hash: 'sha1', keyLen: KEY_LEN, seedLen: HASH_LEN },
   hsv3: { cipher: 'aes-256-ctr', hash: 'sha3-256', keyLen: 32, seedLen: 32 },
@@ -185,7 +190,7 @@ export class Tor1Layer {
   /**
    * `recognize` for the payload at `buf[off…off+509]` of a run: same answer, same state
    * afterwards, but one Hash copy instead of two, and the digest comes as base64 (decode
-   * with Buffer.from(d, 'base64') where the bytes are needed: the 20-byte SENDME tag). Call `endRun` after the run.
+   * with `sendmeTag` where the bytes are needed: an hsv3 digest is cut there, not per cell). Call `endRun` after the run.
    */
   recognizeAt(buf: Uint8Array, off: number): string | undefined {
     if (buf[off + RECOGNIZED_AT] !== 0 || buf[off + RECOGNIZED_AT + 1] !== 0) return undefined;
@@ -197,7 +202,7 @@ export class Tor1Layer {
     if ((first4(digest) ^ claimed) === 0) {
       this.markedBufs.push(buf);
       this.markedOffs.push(off);
-      return this.cutTag ? Buffer.from(digest, 'base64').subarray(0, SENDME_TAG_LEN).toString('base64') : digest;
+      return digest;
     }
     // Not ours: back to the state before this cell.
     this.inDigest = this.mark;
@@ -257,7 +262,7 @@ export class DecryptedCells {
 
   /** The 20-byte SENDME tag after recognized cell i (what a v1 SENDME echoes). */
   digest(i: number): Uint8Array {
-    return Buffer.from(this.digests[i]!, 'base64');
+    return sendmeTag(this.digests[i]!);
   }
 
   /** Cell i's plaintext so far, as a view. */

@@ -43,7 +43,7 @@ import {
 import { writeCellHeader, type CellFrame } from '../codec/framing.js';
 import { writeRelayHeader } from '../codec/relaycell.js';
 import { CloseReason, EndReason, LinkProtocol, RelayCommand, type LinkSpecifier } from '../codec/datatype.js';
-import { CircuitCrypto, DecryptedCells, Tor1Layer, randomPadding, type Recognized, type Tor1Keys, type Tor1Variant } from '../crypto/relaycrypto.js';
+import { CircuitCrypto, DecryptedCells, Tor1Layer, randomPadding, sendmeTag, type Recognized, type Tor1Keys, type Tor1Variant } from '../crypto/relaycrypto.js';
 import { CgoLayer, CGO_TAG_LEN } from '../crypto/cgo.js';
 import { readV1, v1DataMax, writeV1 } from '../codec/relayv1.js';
 import { fastClientFinish, fastClientStart, type FastClientState } from '../crypto/handshake/fast.js';
@@ -766,7 +766,7 @@ export class CircuitMachine {
 
   private sendCircuitSendme(hop: number, digest: Uint8Array | string): void {
     this.counters.sendmesOut++;
-    this.sendRelay(hop, 5, 0, new SendmeMsg(1, typeof digest === 'string' ? Buffer.from(digest, 'base64') : digest).encode());
+    this.sendRelay(hop, 5, 0, new SendmeMsg(1, typeof digest === 'string' ? sendmeTag(digest) : digest).encode());
   }
 
   /** Is a consumer on congestion-controlled hop `hop` so far behind that we hold its circuit SENDMEs? */
