@@ -9,28 +9,22 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import type { Server } from 'node:net';
-import { Network } from '../../src/dir/network.js';
 import { TorClient } from '../../src/client/torclient.js';
 import { offersCgo } from '../../src/client/handshakes.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
-import { download, echoRoundTrip, listenEcho } from './streamhelp.js';
+import { download, echoRoundTrip, startClientAndEcho, type ClientAndEcho } from './streamhelp.js';
 
 describe('CGO relay crypto with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
   let client: TorClient;
-  let echo: Server;
   let echoPort: number;
+  let fixture: ClientAndEcho | undefined;
   const net = () => loadTestnet();
   const path = () => new URL(net().http.url).pathname;
   before(async () => {
-    client = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
-    ({ server: echo, port: echoPort } = await listenEcho());
+    fixture = await startClientAndEcho();
+    ({ client, echoPort } = fixture);
   });
-  after(async () => {
-    await client?.close();
-    await new Promise((resolve) => echo?.close(resolve));
-  });
+  after(() => fixture?.close());
 
   it("every relay's consensus pr line offers CGO (FlowCtrl=2, Relay=5, Relay=6)", () => {
     const relays = client.consensus.relays;

@@ -11,20 +11,18 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Network } from '../../src/dir/network.js';
 import { TorClient } from '../../src/client/torclient.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
-import { download, echoRoundTrip, listenEcho } from './streamhelp.js';
+import { download, echoRoundTrip, startClientAndEcho, type ClientAndEcho } from './streamhelp.js';
 import { relayNodes } from '../../src/testnet/description.js';
 import { EXIT_CIRC_LOG } from '../../src/testnet/torrc.js';
 
 
 describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
   let client: TorClient;
-  let echo: Server;
   let echoPort: number;
+  let fixture: ClientAndEcho | undefined;
   const net = () => loadTestnet();
   const path = () => new URL(net().http.url).pathname;
   /** The exit's own Vegas lines (tor logs one per congestion-window update, info, domain circ). */
@@ -40,13 +38,10 @@ describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() 
     return text.split('\n').filter((line) => line.includes('CC: TOR_VEGAS'));
   };
   before(async () => {
-    client = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
-    ({ server: echo, port: echoPort } = await listenEcho());
+    fixture = await startClientAndEcho();
+    ({ client, echoPort } = fixture);
   });
-  after(async () => {
-    await client?.close();
-    await new Promise((resolve) => echo?.close(resolve));
-  });
+  after(() => fixture?.close());
 
   it('negotiated with the exit only; 20 MiB down intact', async () => {
     const circuit = await client.buildCircuit({ exitPort: net().http.port });

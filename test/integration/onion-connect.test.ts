@@ -22,11 +22,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { TorClient } from '../../src/client/torclient.js';
-import { Network } from '../../src/dir/network.js';
 import { OnionAddressError, OnionServiceError } from '../../src/errors.js';
 import { encodeOnionAddress } from '../../src/onion/address.js';
-import { startTestnet, type Testnet, type TestnetDescription } from '../../src/testnet/index.js';
-import { isolationSkipReason, testTmpDir } from './testnet.js';
+import type { TestnetDescription } from '../../src/testnet/index.js';
+import { isolationSkipReason, startOnionTestnet, testTmpDir, type OnionTestnet } from './testnet.js';
 import { download } from './streamhelp.js';
 import type { TorStream } from '../../src/client/stream.js';
 
@@ -88,27 +87,19 @@ async function socksReply(socksPort: number, host: string, port: number): Promis
 }
 
 describe('onion services: connect, fetch, SOCKS and the CLI on a test network', { skip: isolationSkipReason() }, () => {
-  let baseDir = '';
-  let testnet: Testnet | undefined;
+  let net: OnionTestnet | undefined;
   let description: TestnetDescription;
   let client: TorClient | undefined;
   let onion = '';
 
   before(async () => {
-    baseDir = mkdtempSync(join(testTmpDir(), 'onion-connect-'));
-    testnet = await startTestnet({ relays: 2, exits: 1, onion: true, httpFileBytes: 1024 * 1024, logLevel: 'notice', verifyTorrcs: false, baseDir, timeoutMs: 150_000 });
-    description = testnet.describe();
+    net = await startOnionTestnet('onion-connect-', 1024 * 1024);
+    ({ description, client } = net);
     assert.ok(description.onion, 'the network runs an onion service');
     onion = description.onion.address;
-    client = await TorClient.create({ network: await Network.fromFile(description.networkFile), timeoutMs: 60_000, refresh: false });
   });
 
-  after(async () => {
-    await client?.close();
-    const report = await testnet?.stop();
-    rmSync(baseDir, { recursive: true, force: true });
-    if (report) assert.deepEqual(report.nonLoopbackAddresses, [], 'no tor log names a non-loopback address');
-  });
+  after(() => net?.stop());
 
   it("client.connect('<56>.onion', 80): the test file from the service, sha256 equal; a second stream rides the same rendezvous circuit", async () => {
     const started = performance.now();

@@ -14,17 +14,14 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TorClient } from '../../src/client/torclient.js';
-import { Network } from '../../src/dir/network.js';
 import { CertificateError, OnionServiceError, OrportError } from '../../src/errors.js';
 import { encodeOnionAddress } from '../../src/onion/address.js';
 import { decodeHsDescriptor } from '../../src/onion/descriptor.js';
 import { fetchOnionDescriptor, HSDIR_CIRCUIT_HOPS, type OnionDescriptorResult, type OnionLookupClient } from '../../src/onion/lookup.js';
-import { startTestnet, type Testnet, type TestnetDescription } from '../../src/testnet/index.js';
-import { isolationSkipReason, testTmpDir } from './testnet.js';
+import type { TestnetDescription } from '../../src/testnet/index.js';
+import { isolationSkipReason, startOnionTestnet, type OnionTestnet } from './testnet.js';
 
 /** The ring moves with each time period (4 min here) and SRV; tor's client re-asks after 5 s on a test network. */
 async function fetchWithRetry(client: TorClient, address: string): Promise<OnionDescriptorResult> {
@@ -51,25 +48,17 @@ function flipped(text: string, at: number): string {
 }
 
 describe('onion service descriptors on a test network', { skip: isolationSkipReason() }, () => {
-  let baseDir = '';
-  let testnet: Testnet | undefined;
+  let net: OnionTestnet | undefined;
   let description: TestnetDescription;
   let client: TorClient | undefined;
   let found: OnionDescriptorResult | undefined;
 
   before(async () => {
-    baseDir = mkdtempSync(join(testTmpDir(), 'onion-'));
-    testnet = await startTestnet({ relays: 2, exits: 1, onion: true, httpFileBytes: 64 * 1024, logLevel: 'notice', verifyTorrcs: false, baseDir, timeoutMs: 150_000 });
-    description = testnet.describe();
-    client = await TorClient.create({ network: await Network.fromFile(description.networkFile), timeoutMs: 60_000, refresh: false });
+    net = await startOnionTestnet('onion-', 64 * 1024);
+    ({ description, client } = net);
   });
 
-  after(async () => {
-    await client?.close();
-    const report = await testnet?.stop();
-    rmSync(baseDir, { recursive: true, force: true });
-    if (report) assert.deepEqual(report.nonLoopbackAddresses, [], 'no tor log names a non-loopback address');
-  });
+  after(() => net?.stop());
 
   it('the network description names the published service', () => {
     assert.ok(description.onion, 'onion in network.json');

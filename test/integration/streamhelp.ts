@@ -5,7 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
+import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { TorClient } from '../../src/client/torclient.js';
+import { Network } from '../../src/dir/network.js';
+import { loadTestnet } from './testnet.js';
 
 /** GET the test file over `stream` (HTTP/1.0) and return the body's sha256 and length. */
 export async function download(stream: Duplex, path: string, onChunk?: (n: number) => Promise<void> | void): Promise<{ sha256: string; bytes: number; status: number }> {
@@ -59,4 +63,24 @@ export async function echoRoundTrip(stream: Duplex, bytes: number): Promise<{ in
   for (let i = 0; i < data.length; i += 65536) if (!stream.write(data.subarray(i, i + 65536))) await new Promise((r) => stream.once('drain', r));
   await done;
   return { intact: hash.digest('hex') === createHash('sha256').update(data).digest('hex') };
+}
+
+/** A TorClient bootstrapped from the shared network's authorities, and a loopback echo server beside it. */
+export interface ClientAndEcho {
+  readonly client: TorClient;
+  readonly echoPort: number;
+  close(): Promise<void>;
+}
+
+export async function startClientAndEcho(): Promise<ClientAndEcho> {
+  const client = await TorClient.create({ network: Network.fromTorrc(readFileSync(loadTestnet().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
+  const { server, port } = await listenEcho();
+  return {
+    client,
+    echoPort: port,
+    close: async () => {
+      await client.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

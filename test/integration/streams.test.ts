@@ -11,14 +11,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Network } from '../../src/dir/network.js';
 import { TorClient } from '../../src/client/torclient.js';
 import { StreamClosedError } from '../../src/errors.js';
 import { EXIT_REJECTED_PORT } from '../../src/testnet/index.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
-import { download, listenEcho } from './streamhelp.js';
+import { download, startClientAndEcho, type ClientAndEcho } from './streamhelp.js';
 import http from 'node:http';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -46,19 +45,16 @@ async function closedPort(): Promise<number> {
 
 describe('exit streams on the private network', { skip: testnetSkipReason() }, () => {
   let client: TorClient;
-  let echo: Server;
   let echoPort: number;
+  let fixture: ClientAndEcho | undefined;
   const net = () => loadTestnet();
   const filePath = () => new URL(net().http.url).pathname;
 
   before(async () => {
-    client = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000 });
-    ({ server: echo, port: echoPort } = await listenEcho());
+    fixture = await startClientAndEcho();
+    ({ client, echoPort } = fixture);
   });
-  after(async () => {
-    await client?.close();
-    await new Promise((resolve) => echo?.close(resolve));
-  });
+  after(() => fixture?.close());
 
   it('circuit.openStream: the test file over three hops, sha256 equal; CONNECTED names the address', async () => {
     const circuit = await client.buildCircuit({ exitPort: net().http.port });

@@ -18,10 +18,16 @@
  * with a message saying how to run it. Networks a test starts for itself
  * belong under `testTmpDir()`, which the runner checks for leftovers.
  */
-import { readFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TorClient } from '../../src/client/torclient.js';
+import { Network } from '../../src/dir/network.js';
 import {
   checkIsolation,
+  startTestnet,
+  type Testnet,
   nodesWithRole,
   parseTestnetDescription,
   relayNodes,
@@ -99,4 +105,34 @@ export function relayByNick(nick: string): RelayNodeDescription {
 /** Where tests put networks or files of their own (the runner removes it and checks for leftovers). */
 export function testTmpDir(): string {
   return process.env.ORPORT_TEST_TMPDIR ?? tmpdir();
+}
+
+/** A network a test file boots for itself, with an onion service, and a TorClient bootstrapped on it. */
+export interface OnionTestnet {
+  readonly description: TestnetDescription;
+  readonly client: TorClient;
+  /** Closes the client, stops the network, removes its directory; fails if a tor log named a non-loopback address. */
+  stop(): Promise<void>;
+}
+
+/** 3 authorities, 2 relays, 1 exit and the client node's onion service in front of an HTTP file of `httpFileBytes`, under testTmpDir(). */
+export async function startOnionTestnet(prefix: string, httpFileBytes: number): Promise<OnionTestnet> {
+  const baseDir = mkdtempSync(join(testTmpDir(), prefix));
+  let testnet: Testnet | undefined;
+  let client: TorClient | undefined;
+  const stop = async (): Promise<void> => {
+    await client?.close();
+    const report = await testnet?.stop();
+    rmSync(baseDir, { recursive: true, force: true });
+    if (report) assert.deepEqual(report.nonLoopbackAddresses, [], 'no tor log names a non-loopback address');
+  };
+  try {
+    testnet = await startTestnet({ relays: 2, exits: 1, onion: true, httpFileBytes, logLevel: 'notice', verifyTorrcs: false, baseDir, timeoutMs: 150_000 });
+    const description = testnet.describe();
+    client = await TorClient.create({ network: await Network.fromFile(description.networkFile), timeoutMs: 60_000, refresh: false });
+    return { description, client, stop };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
 }
