@@ -16,7 +16,9 @@
  * false`), each on one circuit kept across rounds (C tor keeps its circuit, and so its
  * congestion window, from one curl to the next), and a third time with CGO relay crypto
  * negotiated with the exit (`relayCrypto: 'cgo'`, prop 359, with congestion control): CGO
- * against tor1 in one run; `--latency MS` boots the network with that one-way delay on every ORPort link
+ * against tor1 in one run. C tor runs twice: as it comes (its exit streams go over a
+ * conflux set of two linked circuits, prop 329, which orport does not build) and with
+ * ConfluxEnabled 0 (one circuit, like orport). `--latency MS` boots the network with that one-way delay on every ORPort link
  * (testnet/delay), where fixed windows bind.
  *
  * The machine is shared and has 2 cores, which the relays use too: the load average is
@@ -33,6 +35,7 @@ import { Network } from '../src/dir/network.js';
 import { TorClient } from '../src/client/torclient.js';
 import type { TorCircuit } from '../src/client/torcircuit.js';
 import type { TestnetDescription } from '../src/testnet/index.js';
+import { ControlSession } from '../src/testnet/control.js';
 import { quantile, runOnTestnet } from './testnet-run.js';
 
 interface Options {
@@ -57,8 +60,8 @@ function parseOptions(argv: readonly string[]): Options {
   return opts;
 }
 
-type Who = 'orport' | 'orport fixed windows' | 'orport CGO' | 'C tor';
-const WHO: readonly Who[] = ['orport', 'orport fixed windows', 'orport CGO', 'C tor'];
+type Who = 'orport' | 'orport fixed windows' | 'orport CGO' | 'C tor' | 'C tor one circuit';
+const WHO: readonly Who[] = ['orport', 'orport fixed windows', 'orport CGO', 'C tor', 'C tor one circuit'];
 
 interface Sample {
   bytes: number;
@@ -98,9 +101,84 @@ async function orportRound(client: TorClient, description: TestnetDescription, w
   return { bytes, seconds: (performance.now() - t0) / 1000, cpuSeconds: (c1.user + c1.system) / 1e6 };
 }
 
-async function ctorRound(description: TestnetDescription): Promise<Sample> {
-  const node = description.nodes.find((n) => n.role === 'client');
-  if (!node || node.role !== 'client') throw new Error('the network has no C tor client');
+/**
+ * C tor's client on one circuit. As it comes, C tor 0.4.9 sends exit streams over a
+ * conflux set (prop 329: two linked circuits to one exit, the data split between them),
+ * which orport does not build. Toggling ConfluxEnabled at run time breaks tor 0.4.9.11's
+ * streams ("Conflux sequence number check failed"), so this row instead has the
+ * controller build one ordinary circuit (EXTENDCIRCUIT 0: tor picks the path) and attach
+ * curl's stream to it (__LeaveStreamsUnattached 1 while the round lasts, ATTACHSTREAM).
+ */
+class OneCircuitCtor {
+  private circuitId: string | undefined;
+  private circuitBuilt: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private attaching: Promise<unknown>[] | undefined; // ATTACHSTREAM replies: undefined, or the error
+
+  private constructor(private readonly control: ControlSession) {
+    control.onEvent = (line) => this.onEvent(line);
+  }
+
+  static async open(controlPort: number): Promise<OneCircuitCtor> {
+    const session = new OneCircuitCtor(await ControlSession.open(controlPort, { timeoutMs: 10_000 }));
+    await session.control.command('SETEVENTS CIRC STREAM', 10_000);
+    return session;
+  }
+
+  private onEvent(line: string): void {
+    const circ = /^CIRC (\d+) (BUILT|FAILED|CLOSED)/.exec(line);
+    if (circ && circ[1] === this.circuitId) {
+      if (circ[2] === 'BUILT') this.circuitBuilt?.resolve();
+      else {
+        this.circuitId = undefined;
+        this.circuitBuilt?.reject(new Error(`C tor's EXTENDCIRCUIT circuit: ${line}`));
+      }
+    }
+    // curl's stream only (tor's own directory streams are not the controller's to attach)
+    const stream = /^STREAM (\d+) NEW 0 \S+ .*PURPOSE=USER/.exec(line);
+    if (stream && this.attaching && this.circuitId) {
+      this.attaching.push(this.control.command(`ATTACHSTREAM ${stream[1]} ${this.circuitId}`, 10_000).then(() => undefined, (err: unknown) => err));
+    }
+  }
+
+  /** The circuit, built (again, once it closed) by EXTENDCIRCUIT 0. */
+  private async circuit(): Promise<void> {
+    if (this.circuitId) return;
+    const built = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('C tor did not build the EXTENDCIRCUIT circuit in 30 s')), 30_000);
+      this.circuitBuilt = {
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (err) => (clearTimeout(timer), reject(err)),
+      };
+    });
+    const [reply] = await this.control.command('EXTENDCIRCUIT 0', 10_000);
+    this.circuitId = /^250 EXTENDED (\d+)/.exec(reply ?? '')?.[1];
+    if (!this.circuitId) throw new Error(`EXTENDCIRCUIT 0: ${reply}`);
+    await built;
+  }
+
+  async round(description: TestnetDescription, node: { readonly pid: number; readonly socksPort: number }): Promise<Sample> {
+    await this.circuit();
+    const attaching: Promise<unknown>[] = [];
+    await this.control.command('SETCONF __LeaveStreamsUnattached=1', 10_000);
+    this.attaching = attaching;
+    try {
+      const sample = await curlRound(description, node);
+      const failed = (await Promise.all(attaching)).find((e) => e !== undefined);
+      if (failed) throw failed;
+      if (attaching.length !== 1) throw new Error(`${attaching.length} streams attached to the one circuit, expected 1`);
+      return sample;
+    } finally {
+      this.attaching = undefined;
+      await this.control.command('SETCONF __LeaveStreamsUnattached=0', 10_000);
+    }
+  }
+
+  close(): void {
+    this.control.close();
+  }
+}
+
+async function curlRound(description: TestnetDescription, node: { readonly pid: number; readonly socksPort: number }): Promise<Sample> {
   const cpu0 = processCpu(node.pid);
   const t0 = performance.now();
   const out = await new Promise<string>((resolve, reject) => {
@@ -119,8 +197,11 @@ async function ctorRound(description: TestnetDescription): Promise<Sample> {
 async function bench(description: TestnetDescription, opts: Options, signal: AbortSignal, say: (m: string) => void): Promise<number> {
   const network = Network.fromTorrc(readFileSync(description.networkFile, 'utf8'));
   const client = await TorClient.create({ network, refresh: false, signal, timeoutMs: 60_000 });
-  const rows: Record<Who, Sample[]> = { orport: [], 'orport fixed windows': [], 'orport CGO': [], 'C tor': [] };
+  const rows = Object.fromEntries(WHO.map((who) => [who, [] as Sample[]])) as Record<Who, Sample[]>;
   const failures: string[] = [];
+  const ctorNode = description.nodes.find((n) => n.role === 'client');
+  if (!ctorNode || ctorNode.role !== 'client') throw new Error('the network has no C tor client');
+  let oneCircuit: OneCircuitCtor | undefined;
   try {
     const expected = description.http.fileBytes;
     say(`${opts.rounds} rounds of ${(expected / 1048576).toFixed(0)} MiB each, after one warm-up each`);
@@ -128,7 +209,10 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
       for (const who of round & 1 ? [...WHO].reverse() : WHO) {
         if (signal.aborted) throw signal.reason;
         try {
-          const s = who === 'C tor' ? await ctorRound(description) : await orportRound(client, description, who);
+          const s =
+            who === 'C tor' ? await curlRound(description, ctorNode)
+            : who === 'C tor one circuit' ? await (oneCircuit ??= await OneCircuitCtor.open(ctorNode.controlPort)).round(description, ctorNode)
+            : await orportRound(client, description, who);
           // orport counts the HTTP head too; curl only the body.
           if (s.bytes < expected) throw new Error(`${s.bytes} of ${expected} bytes`);
           if (round >= 0) rows[who].push(s);
@@ -138,6 +222,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
       }
     }
   } finally {
+    oneCircuit?.close();
     await client.close();
   }
   const mbps = (s: Sample) => s.bytes / 1e6 / s.seconds;
@@ -158,9 +243,11 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
         `| orport (congestion control) | ${o.mbps.toFixed(1)} | ${o.cpuPerMiB.toFixed(4)} |`,
         `| orport (fixed windows) | ${summary['orport fixed windows'].mbps.toFixed(1)} | ${summary['orport fixed windows'].cpuPerMiB.toFixed(4)} |`,
         `| orport (CGO at the exit, congestion control) | ${summary['orport CGO'].mbps.toFixed(1)} | ${summary['orport CGO'].cpuPerMiB.toFixed(4)} |`,
-        `| C tor (curl via SocksPort; tor's CPU) | ${c.mbps.toFixed(1)} | ${c.cpuPerMiB.toFixed(4)} |`,
+        `| C tor (curl via SocksPort; tor's CPU; conflux) | ${c.mbps.toFixed(1)} | ${c.cpuPerMiB.toFixed(4)} |`,
+        `| C tor, one circuit (EXTENDCIRCUIT + ATTACHSTREAM) | ${summary['C tor one circuit'].mbps.toFixed(1)} | ${summary['C tor one circuit'].cpuPerMiB.toFixed(4)} |`,
         `CGO / tor1 (both with congestion control): throughput ${(summary['orport CGO'].mbps / o.mbps).toFixed(2)}×, CPU per MiB ${(summary['orport CGO'].cpuPerMiB / o.cpuPerMiB).toFixed(2)}×`,
         `throughput orport / C tor: ${(o.mbps / c.mbps).toFixed(2)}× (target ≥ 1.0); CPU per MiB orport / C tor: ${(o.cpuPerMiB / c.cpuPerMiB).toFixed(2)}× (target ≤ 1.0)`,
+        `one circuit each: throughput orport / C tor ${(o.mbps / summary['C tor one circuit'].mbps).toFixed(2)}×, fixed windows / C tor ${(summary['orport fixed windows'].mbps / summary['C tor one circuit'].mbps).toFixed(2)}×`,
         ...(failures.length ? [`failures (${failures.length}):`, ...failures.map((f) => `  ${f}`)] : []),
       ].join('\n') + '\n',
     );
@@ -188,12 +275,13 @@ async function perLatency(opts: Options): Promise<number> {
   }
   if (opts.json) process.stdout.write(JSON.stringify(table, null, 1) + '\n');
   else {
-    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport fixed | C tor | CC / C tor | CC / fixed | load |', '|---|---|---|---|---|---|---|'];
+    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport fixed | C tor (conflux) | C tor one circuit | CC / C tor | CC / C tor one circuit | CC / fixed | load |', '|---|---|---|---|---|---|---|---|---|'];
     for (const t of table) {
       const cc = t.summary.orport.mbps;
       const fixed = t.summary['orport fixed windows'].mbps;
       const ctor = t.summary['C tor'].mbps;
-      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${(cc / ctor).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${t.load} |`);
+      const one = t.summary['C tor one circuit'].mbps;
+      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cc / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${t.load} |`);
     }
     lines.push('targets (issue 13): at 25 ms CC ≥ 1.0× C tor and ≥ 2× fixed windows; at 0 ms CC no slower than fixed windows');
     process.stdout.write(lines.join('\n') + '\n');

@@ -19,6 +19,7 @@ import {
   DEFAULT_TIMEOUT_MS,
   ensureIsolated,
   formatFindings,
+  resolveConsensusParams,
   signalExitCode,
   startTestnet,
   type LogLevel,
@@ -43,6 +44,7 @@ export interface TestnetCliOptions {
   logLevel: LogLevel;
   latencyMs: number;
   rateBytesPerSec: number | undefined;
+  consensusParams: string | undefined;
   command: string[];
 }
 
@@ -78,6 +80,10 @@ options:
                       are not delayed (default 0: no forwarders)
   --rate BYTES        also limit each direction of each such link to BYTES per
                       second; K, M, G = KiB, MiB, GiB (default: no limit)
+  --consensus-params P  the authorities' ConsensusParams: public (default: the
+                      public network's data-path values, KIST every 3 ms and its
+                      congestion-control tuning), tor-defaults (none), or
+                      "k=v k=v"
   --json              print the JSON description on stdout even with a command
   --quiet             no progress lines on stderr
 
@@ -122,6 +128,7 @@ export function parseTestnetArgs(argv: readonly string[]): TestnetCliOptions {
     logLevel: 'info',
     latencyMs: 0,
     rateBytesPerSec: undefined,
+    consensusParams: undefined,
     command: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -188,6 +195,10 @@ export function parseTestnetArgs(argv: readonly string[]): TestnetCliOptions {
         options.rateBytesPerSec = rate;
         break;
       }
+      case '--consensus-params':
+        options.consensusParams = value();
+        resolveConsensusParams(options.consensusParams); // checked here, before any tor starts
+        break;
       case '--log-level': {
         const level = value();
         if (level !== 'notice' && level !== 'info' && level !== 'debug') throw new UsageError(`--log-level must be notice, info or debug, got ${JSON.stringify(level)}`);
@@ -315,6 +326,7 @@ export async function runTestnet(argv: readonly string[]): Promise<number> {
         logLevel: options.logLevel,
         latencyMs: options.latencyMs,
         rateBytesPerSec: options.rateBytesPerSec,
+        consensusParams: options.consensusParams,
         signal: interrupt.signal,
         log,
       });

@@ -20,6 +20,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   DIR_MARKER,
   DIR_PREFIX,
+  resolveConsensusParams,
   type LinkStats,
   type StartedNode,
   type StopReport,
@@ -53,7 +54,7 @@ export { findNonLoopbackAddresses, formatFindings, scanLogsForNonLoopback, type 
 export { DEFAULT_KEY_CACHE_DIR } from './keys.js';
 export { DEFAULT_BASE_PORT, type NodeRole, type RelayRole } from './ports.js';
 export type { ExitPolicyKind, LogLevel } from './torrc.js';
-export { EXIT_REJECTED_PORT } from './torrc.js';
+export { EXIT_REJECTED_PORT, PUBLIC_DATA_PATH_PARAMS } from './torrc.js';
 export { IsolationError, NodeDiedError, PortInUseError, ToolFailedError } from './errors.js';
 export { torProcessesUnder } from './procscan.js';
 export { DelayForwarder, DelayLine, DEFAULT_MAX_BUFFERED_BYTES, type DelayForwarderOptions, type DelayForwarderStats, type DelayLineOptions } from './delay.js';

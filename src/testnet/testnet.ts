@@ -46,7 +46,7 @@ import { scanLogsForNonLoopback, type AddressFinding } from './logscan.js';
 import { choosePortPlan, DEFAULT_BASE_PORT, findBindFailure, listenOrPort, planPorts, type NodeRole, type PortPlan, type RelayRole } from './ports.js';
 import { onionPublished, onionUploadState, readOnionHostname } from './onion.js';
 import { ManagedProcess, runTool, type ExitInfo } from './process.js';
-import { buildTorrc, dirAuthorityLine, networkTorrc, torrcSafetyProblems, withVotingStartOffset, type ExitPolicyKind, type LogLevel, type TorrcNetwork } from './torrc.js';
+import { buildTorrc, dirAuthorityLine, PUBLIC_DATA_PATH_PARAMS, networkTorrc, torrcSafetyProblems, withVotingStartOffset, type ExitPolicyKind, type LogLevel, type TorrcNetwork } from './torrc.js';
 import { abortReason, sleep } from './wait.js';
 
 export const AUTHORITY_COUNT = 3;
@@ -123,6 +123,12 @@ export interface TestnetOptions {
   readonly adaptiveVote?: boolean;
   /** V3AuthVotingInterval after the first consensus (default 10, tor's minimum for a test network). */
   readonly votingIntervalSec?: number;
+  /**
+   * The authorities' ConsensusParams: 'public' (default) the public network's data-path
+   * values (torrc.ts PUBLIC_DATA_PATH_PARAMS: KIST every 3 ms, its congestion-control
+   * tuning), 'tor-defaults' none, or a "k=v k=v" string of your own.
+   */
+  readonly consensusParams?: 'public' | 'tor-defaults' | string;
   /** Extra torrc lines for every node (checked by the same safety rules). */
   readonly extraTorrcLines?: readonly string[];
   /** How long stop() waits after SIGTERM before SIGKILL (default 5000 ms). */
@@ -189,6 +195,7 @@ interface Resolved {
   readonly voteLeadSec: number;
   readonly adaptiveVote: boolean;
   readonly votingIntervalSec: number;
+  readonly consensusParams: string;
   readonly extraTorrcLines: readonly string[];
   readonly stopGraceMs: number;
   readonly checkPorts: boolean;
@@ -242,6 +249,7 @@ function resolveOptions(options: TestnetOptions): Resolved {
     voteLeadSec,
     adaptiveVote: options.adaptiveVote ?? true,
     votingIntervalSec: int('votingIntervalSec', options.votingIntervalSec, 10, 10, 3600),
+    consensusParams: resolveConsensusParams(options.consensusParams),
     extraTorrcLines: options.extraTorrcLines ?? [],
     stopGraceMs: int('stopGraceMs', options.stopGraceMs, 5000, 0, 600_000),
     checkPorts: options.checkPorts ?? true,
@@ -250,6 +258,15 @@ function resolveOptions(options: TestnetOptions): Resolved {
     linkBufferBytes: options.linkBufferBytes,
     delayedLinks: latencyMs > 0 || rate !== undefined,
   };
+}
+
+/** TestnetOptions.consensusParams as the authorities' ConsensusParams value ('' for none). */
+export function resolveConsensusParams(given: TestnetOptions['consensusParams']): string {
+  if (given === undefined || given === 'public') return PUBLIC_DATA_PATH_PARAMS;
+  if (given === 'tor-defaults') return '';
+  const params = given.trim().split(/\s+/);
+  for (const p of params) if (!/^[A-Za-z0-9_-]+=-?\d+$/.test(p)) throw new BadArgumentError(`consensusParams: expected k=INTEGER pairs separated by spaces, got ${JSON.stringify(p)}`);
+  return params.join(' ');
 }
 
 interface Tools {
@@ -711,6 +728,7 @@ async function bootNetwork(network: Network, netns: string): Promise<TestnetDesc
     initialVotingIntervalSec: INITIAL_VOTING_INTERVAL_SEC,
     votingIntervalSec: opts.votingIntervalSec,
     exitPolicy: opts.exitPolicy,
+    consensusParams: opts.consensusParams,
     extraLines: opts.extraTorrcLines,
   });
   const onionDir = opts.onion ? join(dir, 'client', 'hidden_service') : undefined;

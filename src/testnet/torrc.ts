@@ -51,6 +51,36 @@ export interface OnionServiceConfig {
   readonly logPath: string;
 }
 
+/**
+ * The public network's data-path consensus parameters, so relays here schedule and
+ * run congestion control as the public network's do (tor's defaults differ: KIST runs
+ * every 10 ms, not 3). Taken from the public consensus of 2026-01-17 13:00 UTC
+ * ("params" line). Left out: the DoS*, dos_* and overload_* defences (every client
+ * here is 127.0.0.1, so they would throttle the tests), the guard, HS and conflux
+ * knobs, and bwauth/sbws ones.
+ */
+export const PUBLIC_DATA_PATH_PARAMS = [
+  'CircuitPriorityHalflifeMsec=30000',
+  'KISTSchedRunInterval=3',
+  'UseOptimisticData=1',
+  'cc_alg=2',
+  'cc_cwnd_full_gap=4',
+  'cc_cwnd_full_minpct=25',
+  'cc_cwnd_inc=1',
+  'cc_cwnd_inc_rate=31',
+  'cc_cwnd_min=124',
+  'cc_sscap_exit=600',
+  'cc_sscap_onion=475',
+  'cc_vegas_alpha_exit=186',
+  'cc_vegas_beta_onion=372',
+  'cc_vegas_delta_exit=310',
+  'cc_vegas_delta_onion=434',
+  'cc_vegas_gamma_onion=248',
+  'circ_max_cell_queue_size=1250',
+  'circ_max_cell_queue_size_out=1000',
+  'sendme_accept_min_version=1',
+].join(' ');
+
 export interface TorrcNetwork {
   readonly dirAuthorityLines: readonly string[];
   readonly resolvConfPath: string;
@@ -65,6 +95,8 @@ export interface TorrcNetwork {
   /** V3AuthVotingInterval once the first consensus exists (tor's minimum in a test network is 10). */
   readonly votingIntervalSec: number;
   readonly exitPolicy: ExitPolicyKind;
+  /** The authorities' ConsensusParams ("k=v k=v"); absent or empty: none (every relay uses tor's defaults). */
+  readonly consensusParams?: string;
   /** Appended to every torrc (checked like the rest). */
   readonly extraLines?: readonly string[];
 }
@@ -164,6 +196,7 @@ export function buildTorrc(node: TorrcNode, net: TorrcNetwork): string {
         `V3AuthVotingInterval ${net.votingIntervalSec}`,
         'V3AuthVoteDelay 2',
         'V3AuthDistDelay 2',
+        ...(net.consensusParams ? [`ConsensusParams "${net.consensusParams}"`] : []),
       );
       break;
     case 'relay':

@@ -49,6 +49,10 @@ describe('congestion control with tor 0.4.9 exits', { skip: testnetSkipReason() 
       assert.deepEqual(circuit.hops.map((h) => h.congestionControl !== undefined), [false, false, true]);
       const sendmeInc = circuit.hops[2]!.congestionControl!.sendmeInc;
       assert.ok(sendmeInc >= 30 && sendmeInc <= 32, `sendme_inc ${sendmeInc}`);
+      // The network votes the public network's data-path parameters (testnet PUBLIC_DATA_PATH_PARAMS), and we read them.
+      const params = client.consensus.params;
+      assert.equal(params.KISTSchedRunInterval, 3);
+      assert.equal(params.cc_cwnd_inc_rate, 31);
       const vegasBefore = vegasLines(circuit.hops[2]!.rsa).length;
       const got = await download(await circuit.openStream('127.0.0.1', net().http.port), path());
       assert.equal(got.sha256, net().http.fileSha256);

@@ -414,5 +414,7 @@ describe('delayed links in the launcher', () => {
     assert.throws(() => parseTestnetArgs(['--latency', '-5']), /--latency must be an integer/);
     assert.throws(() => parseTestnetArgs(['--rate', 'fast']), /--rate: cannot read/);
     assert.throws(() => parseTestnetArgs(['--rate', '10']), /at least 1024/);
+    assert.equal(parseTestnetArgs(['--consensus-params', 'tor-defaults']).consensusParams, 'tor-defaults');
+    assert.throws(() => parseTestnetArgs(['--consensus-params', 'KIST']), /expected k=INTEGER pairs/);
   });
 });

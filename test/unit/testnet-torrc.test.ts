@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { listFingerprintArgs } from '../../src/testnet/keys.js';
 import { findBindFailure, planPorts, portUses } from '../../src/testnet/ports.js';
-import { alignVotingOffset, firstAlignedSecond } from '../../src/testnet/testnet.js';
-import { buildTorrc, commandLineAsTorrc, dirAuthorityLine, torrcSafetyProblems, withVotingStartOffset, type TorrcNetwork } from '../../src/testnet/torrc.js';
+import { alignVotingOffset, firstAlignedSecond, resolveConsensusParams } from '../../src/testnet/testnet.js';
+import { buildTorrc, PUBLIC_DATA_PATH_PARAMS, commandLineAsTorrc, dirAuthorityLine, torrcSafetyProblems, withVotingStartOffset, type TorrcNetwork } from '../../src/testnet/torrc.js';
 import { BadArgumentError } from '../../src/errors.js';
 
 const FP = 'ABCDEF0123456789ABCDEF0123456789ABCDEF01';
@@ -136,4 +136,29 @@ test('firstAlignedSecond: the first whole second at or after a time with a given
   assert.equal(firstAlignedSecond(1003.0, 3), 1003);
   const launch = 1764126147.35;
   assert.equal(firstAlignedSecond(launch + 6, alignVotingOffset(launch, 6)), Math.ceil(launch + 6));
+});
+
+test('torrc: the authorities vote the public network\'s data-path ConsensusParams; nobody else sets them', () => {
+  const withParams = { ...net, consensusParams: resolveConsensusParams(undefined) };
+  const node = (role: 'authority' | 'relay' | 'exit' | 'client', index: number) =>
+    buildTorrc({ nick: `${role}${index}`, role, dataDir: `/tmp/x/${role}`, relayPorts: role === 'client' ? undefined : ports.relays[index], clientPorts: role === 'client' ? ports.client : undefined }, withParams);
+  const auth = node('authority', 0);
+  const line = auth.match(/^ConsensusParams "(.*)"$/m)?.[1];
+  assert.equal(line, PUBLIC_DATA_PATH_PARAMS);
+  // The values that differ from tor's defaults and matter to the data path (public consensus of 2026-01-17).
+  for (const kv of ['KISTSchedRunInterval=3', 'cc_cwnd_inc=1', 'cc_cwnd_inc_rate=31', 'cc_sscap_exit=600', 'cc_vegas_alpha_exit=186', 'cc_vegas_delta_exit=310', 'circ_max_cell_queue_size=1250']) {
+    assert.ok(line.split(' ').includes(kv), kv);
+  }
+  assert.ok(!/DoS|dos_/.test(line), 'no DoS defences: every client here is 127.0.0.1');
+  assert.deepEqual(torrcSafetyProblems(auth), []);
+  for (const role of ['relay', 'exit', 'client'] as const) assert.doesNotMatch(node(role, 4), /ConsensusParams/, role);
+  assert.doesNotMatch(torrcFor('authority', 0), /ConsensusParams/, 'absent: none');
+});
+
+test('testnet: consensusParams option', () => {
+  assert.equal(resolveConsensusParams('public'), PUBLIC_DATA_PATH_PARAMS);
+  assert.equal(resolveConsensusParams('tor-defaults'), '');
+  assert.equal(resolveConsensusParams('  cc_alg=0   KISTSchedRunInterval=10 '), 'cc_alg=0 KISTSchedRunInterval=10');
+  assert.throws(() => resolveConsensusParams('cc_alg=0 "x'), BadArgumentError);
+  assert.throws(() => resolveConsensusParams('cc_alg'), BadArgumentError);
 });
