@@ -35,7 +35,9 @@ import { Network } from '../src/dir/network.js';
 import { TorClient } from '../src/client/torclient.js';
 import type { TorCircuit } from '../src/client/torcircuit.js';
 import type { TestnetDescription } from '../src/testnet/index.js';
+import { join } from 'node:path';
 import { ControlSession } from '../src/testnet/control.js';
+import { EXIT_CIRC_LOG } from '../src/testnet/torrc.js';
 import { quantile, runOnTestnet } from './testnet-run.js';
 
 interface Options {
@@ -109,6 +111,19 @@ async function orportRound(client: TorClient, description: TestnetDescription, w
  * controller build one ordinary circuit (EXTENDCIRCUIT 0: tor picks the path) and attach
  * curl's stream to it (__LeaveStreamsUnattached 1 while the round lasts, ATTACHSTREAM).
  */
+/** TOR_VEGAS lines in every exit's circ.log so far (tor logs one per congestion-window update). */
+function exitVegasLines(description: TestnetDescription): number {
+  let n = 0;
+  for (const exit of description.nodes.filter((x) => x.role === 'exit')) {
+    try {
+      n += readFileSync(join(exit.dataDir, EXIT_CIRC_LOG), 'latin1').split('CC: TOR_VEGAS').length - 1;
+    } catch {
+      // no circuit with congestion control on this exit yet
+    }
+  }
+  return n;
+}
+
 class OneCircuitCtor {
   private circuitId: string | undefined;
   private circuitBuilt: { resolve: () => void; reject: (err: Error) => void } | undefined;
@@ -158,6 +173,7 @@ class OneCircuitCtor {
 
   async round(description: TestnetDescription, node: { readonly pid: number; readonly socksPort: number }): Promise<Sample> {
     await this.circuit();
+    const vegasBefore = exitVegasLines(description);
     const attaching: Promise<unknown>[] = [];
     await this.control.command('SETCONF __LeaveStreamsUnattached=1', 10_000);
     this.attaching = attaching;
@@ -166,6 +182,8 @@ class OneCircuitCtor {
       const failed = (await Promise.all(attaching)).find((e) => e !== undefined);
       if (failed) throw failed;
       if (attaching.length !== 1) throw new Error(`${attaching.length} streams attached to the one circuit, expected 1`);
+      // Like the orport rows, with congestion control: the exit ran Vegas during the round.
+      if (exitVegasLines(description) === vegasBefore) throw new Error("no exit logged a Vegas update: C tor's one circuit has no congestion control");
       return sample;
     } finally {
       this.attaching = undefined;
