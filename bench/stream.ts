@@ -165,9 +165,15 @@ class OneCircuitCtor {
         reject: (err) => (clearTimeout(timer), reject(err)),
       };
     });
-    const [reply] = await this.control.command('EXTENDCIRCUIT 0', 10_000);
-    this.circuitId = /^250 EXTENDED (\d+)/.exec(reply ?? '')?.[1];
-    if (!this.circuitId) throw new Error(`EXTENDCIRCUIT 0: ${reply}`);
+    try {
+      const [reply] = await this.control.command('EXTENDCIRCUIT 0', 10_000);
+      this.circuitId = /^250 EXTENDED (\d+)/.exec(reply ?? '')?.[1];
+      if (!this.circuitId) throw new Error(`EXTENDCIRCUIT 0: ${reply}`);
+    } catch (err) {
+      this.circuitBuilt?.reject(err as Error); // clears the timer
+      built.catch(() => undefined);
+      throw err;
+    }
     await built;
   }
 

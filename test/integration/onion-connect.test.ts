@@ -14,7 +14,7 @@
  * namespace.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -26,16 +26,11 @@ import { OnionAddressError, OnionServiceError } from '../../src/errors.js';
 import { encodeOnionAddress } from '../../src/onion/address.js';
 import type { TestnetDescription } from '../../src/testnet/index.js';
 import { isolationSkipReason, startOnionTestnet, testTmpDir, type OnionTestnet } from './testnet.js';
-import { download } from './streamhelp.js';
+import { curlThroughOrportSocks, download, runCli } from './streamhelp.js';
 import type { TorStream } from '../../src/client/stream.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const cli = (args: string[], timeout = 180_000) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    execFile(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
-      done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+const cli = (args: string[], timeout = 180_000) => runCli(args, timeout);
 
 function randomOnionAddress(): string {
   const der = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' });
@@ -160,27 +155,9 @@ describe('onion services: connect, fetch, SOCKS and the CLI on a test network', 
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'socks', '--listen', '127.0.0.1:0', '--network', description.networkFile, '--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    try {
-      let out = '';
-      const port = await new Promise<number>((resolve, reject) => {
-        child.stdout!.on('data', (d: Buffer) => {
-          out += d;
-          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-          if (m) resolve(Number(m[1]));
-        });
-        child.once('exit', (code) => reject(new Error(`orport socks exited ${code}: ${out}`)));
-      });
-      const sum = await new Promise<string>((resolve, reject) =>
-        execFile('sh', ['-c', `curl -sS --max-time 150 --socks5-hostname 127.0.0.1:${port} http://${onion}/file | sha256sum`], { timeout: 180_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
-      );
-      assert.equal(sum.split(' ')[0], description.http.fileSha256);
-      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0);
-    } finally {
-      child.kill('SIGKILL');
-    }
+    const socks = await curlThroughOrportSocks(description.networkFile, `http://${onion}/file`, 150_000);
+    assert.equal(socks.sha256, description.http.fileSha256);
+    assert.equal(socks.exitCode, 0);
   });
 
   it('examples/onion.ts fetches the test file from the service, sha256 equal', async () => {

@@ -3,10 +3,13 @@
  * stream read to its end (the body's sha256, size and status; `onChunk` may pause the
  * reader), a loopback echo server, and an upload through it (`echoRoundTrip`).
  */
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { TorClient } from '../../src/client/torclient.js';
 import { Network } from '../../src/dir/network.js';
 import { loadTestnet } from './testnet.js';
@@ -83,4 +86,51 @@ export async function startClientAndEcho(): Promise<ClientAndEcho> {
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** `orport ARGS…` from the source tree (tsx): its exit code and output, killed after `timeout` ms. */
+export function runCli(args: readonly string[], timeout: number): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
+      done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/**
+ * `orport socks --listen 127.0.0.1:0 --network FILE --verbose` as a child, then
+ * `curl --socks5-hostname` of `url` through it: the body's sha256, what orport printed, and
+ * its exit status after SIGTERM. The listening line is awaited for at most `timeoutMs`
+ * (as is curl); the child is SIGKILLed whatever happens.
+ */
+export async function curlThroughOrportSocks(networkFile: string, url: string, timeoutMs: number): Promise<{ sha256: string; stdout: string; exitCode: number | null }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'socks', '--listen', '127.0.0.1:0', '--network', networkFile, '--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`orport socks printed no "listening on" line in ${timeoutMs} ms: ${out}`)), timeoutMs);
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d;
+        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`orport socks exited ${code}: ${out}`));
+      });
+    });
+    const sum = await new Promise<string>((resolve, reject) =>
+      execFile('sh', ['-c', `curl -sS --max-time ${Math.ceil(timeoutMs / 1000)} --socks5-hostname 127.0.0.1:${port} ${url} | sha256sum`], { timeout: timeoutMs + 10_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    return { sha256: sum.split(' ')[0]!, stdout: out, exitCode: await exited };
+  } finally {
+    child.kill('SIGKILL');
+  }
 }

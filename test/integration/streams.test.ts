@@ -17,21 +17,13 @@ import { TorClient } from '../../src/client/torclient.js';
 import { StreamClosedError } from '../../src/errors.js';
 import { EXIT_REJECTED_PORT } from '../../src/testnet/index.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
-import { download, startClientAndEcho, type ClientAndEcho } from './streamhelp.js';
+import { curlThroughOrportSocks, download, runCli, startClientAndEcho, type ClientAndEcho } from './streamhelp.js';
 import http from 'node:http';
-import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const cli = (args: string[], timeout = 120_000) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-    execFile(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { timeout, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
-      done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+const cli = (args: string[], timeout = 120_000) => runCli(args, timeout);
 
 /** A closed loopback port: listen on a free one, then close it. */
 async function closedPort(): Promise<number> {
@@ -128,28 +120,10 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'socks', '--listen', '127.0.0.1:0', '--network', net().networkFile, '--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    try {
-      let out = '';
-      const port = await new Promise<number>((resolve, reject) => {
-        child.stdout!.on('data', (d: Buffer) => {
-          out += d;
-          const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-          if (m) resolve(Number(m[1]));
-        });
-        child.once('exit', (code) => reject(new Error(`orport socks exited ${code}: ${out}`)));
-      });
-      const sum = await new Promise<string>((resolve, reject) =>
-        execFile('sh', ['-c', `curl -sS --socks5-hostname 127.0.0.1:${port} http://127.0.0.1:${net().http.port}${filePath()} | sha256sum`], { timeout: 120_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
-      );
-      assert.equal(sum.split(' ')[0], net().http.fileSha256);
-      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0);
-      assert.match(out, /127\.0\.0\.1:\d+/);
-    } finally {
-      child.kill('SIGKILL');
-    }
+    const socks = await curlThroughOrportSocks(net().networkFile, `http://127.0.0.1:${net().http.port}${filePath()}`, 120_000);
+    assert.equal(socks.sha256, net().http.fileSha256);
+    assert.equal(socks.exitCode, 0);
+    assert.match(socks.stdout, /127\.0\.0\.1:\d+/);
   });
 
   it('an upload of 6 MiB to a loopback echo server arrives intact and echoes back', async () => {
