@@ -146,6 +146,11 @@ export class RelayCircuit<R extends CircuitConnection = CircuitConnection> {
     return this.machine.state === 'open';
   }
 
+  /** @internal The protocol machine (client/conflux makes it a conflux leg). */
+  get protocolMachine(): CircuitMachine {
+    return this.machine;
+  }
+
   /** Cell counters (in, out, DATA, SENDMEs, dropped). */
   get counters(): Readonly<CircuitMachine['counters']> {
     return this.machine.counters;

@@ -16,6 +16,10 @@ import { AbortError, CircuitDestroyedError, OrportError, StreamClosedError, Time
 import { policyAllows } from '../path/select.js';
 import { startDeadline, type WaitOptions } from './wait.js';
 import type { TorCircuit } from './torcircuit.js';
+import type { ConfluxCircuit } from './conflux.js';
+
+/** What the pool opens streams on: a circuit, or a conflux set (`TorClientOptions.conflux`). */
+export type ExitCircuit = TorCircuit | ConfluxCircuit;
 import type { TorStream } from './stream.js';
 import type { PathRelay as RelayInfo } from '../path/select.js';
 
@@ -38,7 +42,7 @@ export interface TorConnectOptions extends WaitOptions {
 }
 
 interface Entry {
-  readonly circuit: TorCircuit;
+  readonly circuit: ExitCircuit;
   readonly exit: RelayInfo;
   /** The isolation key of its first stream (circuits start unassigned). */
   isolation: string | undefined;
@@ -50,7 +54,7 @@ interface Entry {
 
 export interface ExitPoolDeps {
   /** Builds a circuit whose exit accepts `port`, avoiding the relays in `exclude`. */
-  build(port: number, exclude: readonly string[], wait: Required<WaitOptions>): Promise<TorCircuit>;
+  build(port: number, exclude: readonly string[], wait: Required<WaitOptions>): Promise<ExitCircuit>;
   /** The exit's consensus entry. */
   relay(rsa: string): RelayInfo | undefined;
   now?: () => number;
@@ -132,7 +136,7 @@ export class ExitPool {
   }
 
   /** A circuit for `port` (and `isolation`), reused or built: for RESOLVE and the like. */
-  async circuitFor(port: number, isolation: string | undefined, wait: Required<WaitOptions>): Promise<TorCircuit> {
+  async circuitFor(port: number, isolation: string | undefined, wait: Required<WaitOptions>): Promise<ExitCircuit> {
     const entry = this.pick(port, isolation, []) ?? (await this.add(port, [], wait));
     this.claim(entry, isolation);
     return entry.circuit;

@@ -14,7 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
-import { AbortError, BadArgumentError, CircuitBuildError, DirectoryError, InternalError, OrportError, TimeoutError } from '../errors.js';
+import { AbortError, BadArgumentError, CircuitBuildError, DirectoryError, InternalError, OrportError, ProtocolError, TimeoutError } from '../errors.js';
 import { Network } from '../dir/network.js';
 import { parseAuthorityCerts, verifyAuthorityCerts, type AuthorityCert } from '../dir/authcert.js';
 import { verifyConsensus } from '../dir/verify.js';
@@ -35,7 +35,8 @@ import { OnionPool } from './onionpool.js';
 import { isOnionHostname } from '../onion/address.js';
 import type { TorStream } from './stream.js';
 import { defaultHandshake, offersCgo, type HandshakeKind } from './handshakes.js';
-import { policyAllows, selectRelays, type Path } from '../path/select.js';
+import { chooseWeighted, policyAllows, positionWeight, selectRelays, type Path, type PathOptions } from '../path/select.js';
+import { ConfluxCircuit } from './conflux.js';
 import { GuardSet, guardParams } from '../path/guards.js';
 import { congestionControlEnabled, congestionParams } from '../proto/ccparams.js';
 import { supportsVersion } from '../dir/consensus.js';
@@ -74,10 +75,29 @@ export interface TorClientOptions extends WaitOptions {
   preemptiveCircuits?: number;
   /** No new streams on an exit circuit first used longer ago than this (default 10 min, tor's MaxCircuitDirtiness). */
   maxCircuitDirtinessMs?: number;
+  /**
+   * `connect` (and fetch, the agents, SOCKS) opens streams on conflux sets (prop 329: two
+   * circuits to one exit, `buildConflux`) instead of single circuits, as tor 0.4.9's client
+   * does; default false.
+   */
+  conflux?: boolean;
+}
+
+export interface BuildConfluxOptions extends WaitOptions {
+  /** The port the exit must accept (default 80). */
+  exitPort?: number;
+  /** Legs (default 2, tor's cfx_num_legs_set). */
+  legs?: number;
+  /** Sets tried, each through another exit (default 3). */
+  attempts?: number;
+  /** RSA ids to avoid. */
+  exclude?: readonly string[];
 }
 
 export const DEFAULT_BUILD_TIMEOUT_MS = 60_000;
 export const DEFAULT_BUILD_ATTEMPTS = 3;
+/** tor's cfx_num_legs_set default. */
+export const DEFAULT_CONFLUX_LEGS = 2;
 /** tor-spec 5.6: at most 8 RELAY_EARLY cells, so at most 8 hops for a client. */
 const MAX_HOPS = 8;
 export const DEFAULT_BOOTSTRAP_TIMEOUT_MS = 120_000;
@@ -153,7 +173,10 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     this.cache = options.cacheDir ? new DirCache(options.cacheDir) : undefined;
     this.channels = new ChannelManager({ idleTimeoutMs: options.channelIdleTimeoutMs, connect: options.connectRelay });
     this.exits = new ExitPool({
-      build: (port, exclude, wait) => this.buildCircuit({ exitPort: port, exclude, signal: wait.signal, timeoutMs: Math.min(wait.timeoutMs, DEFAULT_BUILD_TIMEOUT_MS) }),
+      build: (port, exclude, wait) => {
+        const bounded = { signal: wait.signal, timeoutMs: Math.min(wait.timeoutMs, DEFAULT_BUILD_TIMEOUT_MS) };
+        return options.conflux ? this.buildConflux({ exitPort: port, exclude, ...bounded }) : this.buildCircuit({ exitPort: port, exclude, ...bounded });
+      },
       relay: (rsa) => this.consensus.relays.find((r) => r.rsa === rsa),
       maxDirtinessMs: options.maxCircuitDirtinessMs,
     });
@@ -317,10 +340,15 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   }
 
   private choosePath(hops: number, exitPort: number, avoid: ReadonlySet<string>): RelayInfo[] {
+    return selectRelays(this.consensus.relays, hops, this.pathOptions(exitPort, avoid));
+  }
+
+  /** Path selection as the consensus and the network's rules say, the guard from the guard set, avoiding `avoid`. */
+  private pathOptions(port: number, avoid: ReadonlySet<string>): PathOptions<RelayInfo> {
     const view = this.consensus;
     const now = this.now();
-    return selectRelays(view.relays, hops, {
-      port: exitPort,
+    return {
+      port,
       weights: view.bandwidthWeights,
       scale: view.params.bwweightscale,
       enforceDistinctSubnets: this.network.rules.enforceDistinctSubnets,
@@ -329,7 +357,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       random: Math.random,
       exclude: avoid,
       pickGuard: (allowed) => this.guards.pick({ now, random: Math.random, allowed, exclude: avoid }),
-    });
+    };
   }
 
   /** One attempt: the guard's connection, CREATE2, then EXTEND2 per hop; errors carry the failed hop's index. */
@@ -380,6 +408,75 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     } finally {
       deadline.dispose();
     }
+  }
+
+  /**
+   * Builds a conflux set (prop 329; tor's conflux_pool.c launch_new_set): `legs` (default 2)
+   * three-hop circuits to one exit that lists Conflux=1 and congestion control (each leg
+   * negotiates it), with guards and middles no two legs share, linked with one nonce
+   * (`ConfluxCircuit.link`). Each attempt (default 3) bounds legs and link by `timeoutMs`
+   * (default 60 s); a failed attempt closes its legs and the next avoids its exit. Rejects
+   * with the failure's typed error, or a CircuitBuildError listing every attempt.
+   */
+  async buildConflux(options: BuildConfluxOptions = {}): Promise<ConfluxCircuit> {
+    if (this.closed) throw new BadArgumentError('the client is closed');
+    const port = options.exitPort ?? 80;
+    const legCount = options.legs ?? DEFAULT_CONFLUX_LEGS;
+    if (!Number.isInteger(legCount) || legCount < 2 || legCount > 8) throw new BadArgumentError(`a conflux set has 2 to 8 legs, not ${legCount}`);
+    const avoid = new Set<string>(options.exclude ?? []);
+    const failures: { path: readonly string[]; error: OrportError }[] = [];
+    const attempts = options.attempts ?? DEFAULT_BUILD_ATTEMPTS;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (options.signal?.aborted) throw new AbortError('building a conflux set', options.signal.reason);
+      const paths = this.chooseConfluxPaths(legCount, port, avoid);
+      const exit = paths[0]!.at(-1)!;
+      const timeoutMs = options.timeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS;
+      const controller = new AbortController();
+      let failure: OrportError | undefined;
+      const deadline = startDeadline(`building a conflux set to ${exit.nickname}`, options, timeoutMs, (error) => {
+        failure = error;
+        controller.abort(error);
+      });
+      const wait = { signal: controller.signal, timeoutMs };
+      const built = await Promise.allSettled(paths.map((path) => this.build({ path, exitPort: port, ...wait })));
+      const legs = built.flatMap((b) => (b.status === 'fulfilled' ? [b.value] : []));
+      try {
+        const failed = built.find((b): b is PromiseRejectedResult => b.status === 'rejected');
+        if (failed) throw failed.reason;
+        legs.forEach((leg, i) => {
+          if (!leg.hops.at(-1)!.congestionControl) throw new ProtocolError(`conflux leg ${i} (circuit ${leg.id}): ${exit.nickname} did not negotiate congestion control, which conflux needs`);
+        });
+        return await ConfluxCircuit.link(legs, wait);
+      } catch (err) {
+        await Promise.all(legs.map((l) => l.close()));
+        const error = failure ?? (err instanceof OrportError ? err : new InternalError(String(err), { cause: err }));
+        if (error instanceof AbortError || this.closed) throw error;
+        avoid.add(exit.rsa);
+        failures.push({ path: paths.map((p) => p.map((r) => r.nickname).join(' → ')), error });
+        if (attempts === 1) throw error;
+      } finally {
+        deadline.dispose();
+      }
+    }
+    throw new CircuitBuildError(failures);
+  }
+
+  /** The legs' paths: one exit for all (Conflux=1, congestion control, the port), no guard or middle shared (conflux_add_*_to_exclude_list). */
+  private chooseConfluxPaths(legs: number, port: number, avoid: ReadonlySet<string>): RelayInfo[][] {
+    const view = this.consensus;
+    const exits = view.relays.filter(
+      (r) => !avoid.has(r.rsa) && r.flags.includes('Exit') && !r.flags.includes('BadExit') && r.flags.includes('Running') && r.flags.includes('Valid') && r.flags.includes('Fast') && supportsVersion(r.protocols.Conflux, 1) && this.offersCongestionControl(r) && policyAllows(r.exitPolicy.ipv4, port),
+    );
+    const exit = chooseWeighted(exits, (r) => positionWeight(r, 'exit', view.bandwidthWeights, view.params.bwweightscale), Math.random);
+    if (!exit) throw new BadArgumentError(`no exit for a conflux set accepts port ${port} (Conflux=1 and congestion control needed; ${exits.length} of ${view.relays.length} relays qualify)`);
+    const used = new Set(avoid);
+    const paths: RelayInfo[][] = [];
+    for (let i = 0; i < legs; i++) {
+      const path = selectRelays(view.relays, 3, { ...this.pathOptions(port, used), lastHop: exit });
+      for (const r of path.slice(0, -1)) used.add(r.rsa);
+      paths.push(path);
+    }
+    return paths;
   }
 
   /** The circuit built ahead (`preemptiveCircuits`), if it is open and its exit accepts `port`. */

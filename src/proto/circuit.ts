@@ -51,6 +51,7 @@ import { allocPooled } from '../codec/bytes.js';
 import { HopCongestion, type StreamFlow } from './hopcc.js';
 import { DEFAULT_CONGESTION_PARAMS, type CongestionParams } from './ccparams.js';
 import { RELAY_COMMAND_XOFF, RELAY_COMMAND_XON, XoffMsg, XonMsg } from './xonxoff.js';
+import { RELAY_COMMAND_CONFLUX_LINK, RELAY_COMMAND_CONFLUX_SWITCH, confluxShouldMultiplex } from './conflux.js';
 import { CircuitPackageWindow, CIRCUIT_WINDOW, DeliverWindow, PackageWindow, STREAM_WINDOW } from './flowctl.js';
 import { ConnectedMsg, EndMsg, Extend2Msg, Extended2Msg, ResolveMsg, ResolvedMsg, SendmeMsg, TruncatedMsg, streamIdRule, type RelayMessage } from '../codec/relaymsg.js';
 
@@ -112,6 +113,22 @@ export interface CircuitEvents {
    * body is a copy the receiver keeps. Without this handler such messages are dropped.
    */
   circuitMessage?(hop: number, command: number, body: Uint8Array): void;
+}
+
+/** What a conflux leg hands its set (proto/confluxlegs); see `CircuitMachine.joinConflux`. */
+export interface ConfluxLegHooks {
+  /** A conflux message (LINK 19 … SWITCH 22) from the last hop; the body is a view of this cell. */
+  control(command: number, body: Uint8Array): void;
+  /** A multiplexed message (proto/conflux `confluxShouldMultiplex`) from the last hop, its DATA already counted on this leg. */
+  multiplexed(command: number, streamId: number, body: Uint8Array): void;
+  /** A stream message (XON, XOFF, …) from the last hop for a stream this leg does not hold. */
+  foreign(command: number, streamId: number, body: Uint8Array): void;
+  /** Whether a consumer anywhere in the set is far behind (circuit SENDMEs are then held on every leg). */
+  holding(): boolean;
+  /** A consumer at this leg's last hop drained: the other legs may send the SENDMEs they held. */
+  drained(): void;
+  /** This leg is gone (after its streams ended). */
+  closed(error: OrportError): void;
 }
 
 /** Onion-service relay commands (rend-spec-v3 0.5): circuit-level, from the last hop only. */
@@ -222,6 +239,8 @@ export class CircuitMachine {
   private readonly nowUsec: () => number;
   /** Why the circuit closed, once it has: later calls fail with it. */
   private closeError: OrportError | undefined;
+  /** The conflux set this circuit is a leg of (`joinConflux`). */
+  private conflux: ConfluxLegHooks | undefined;
   /** Cells received and sent (for stats and tests). */
   readonly counters = { cellsIn: 0, cellsOut: 0, dataIn: 0, dataOut: 0, sendmesOut: 0, sendmesIn: 0, dropped: 0, beyondHalfClosed: 0, sendmesHeld: 0, xoffsOut: 0, xonsOut: 0, xoffsIn: 0, xonsIn: 0 };
 
@@ -590,11 +609,37 @@ export class CircuitMachine {
     if ((rule === 'required' && streamId === 0) || (rule === 'disallowed' && streamId !== 0)) {
       throw new ProtocolError(`${RelayCommand.nameOf(command)} from ${this.hopLabel(hop)} ${streamId ? `has stream id ${streamId}, but it concerns the circuit` : 'needs a stream id, but has 0'}`);
     }
+    const leg = this.conflux;
+    if (leg && hop === this.hops.length - 1) {
+      // A conflux leg (prop 329): the set orders multiplexed messages across legs and hands them to
+      // the leg that holds the streams; circuit-level accounting stays on the leg a cell came by.
+      if (command >= RELAY_COMMAND_CONFLUX_LINK && command <= RELAY_COMMAND_CONFLUX_SWITCH) return leg.control(command, body);
+      if (confluxShouldMultiplex(command)) {
+        if (command === 2) {
+          this.counters.dataIn++;
+          hopState.deliver.take();
+          this.maybeSendCircuitSendme(hop, digest);
+        }
+        return leg.multiplexed(command, streamId, body);
+      }
+      if (streamId !== 0 && !this.streams.has(streamId)) return leg.foreign(command, streamId, body);
+    }
+    this.dispatch(hop, command, streamId, body, digest);
+  }
+
+  /**
+   * A message from hop `hop`, decoded. `digest` is undefined for one a conflux set hands
+   * over (`deliverFromSet`): its leg already counted it against its windows.
+   */
+  private dispatch(hop: number, command: number, streamId: number, body: Uint8Array, digest: Uint8Array | string | undefined): void {
+    const hopState = this.hops[hop]!;
     switch (command) {
       case 2: // DATA
-        this.counters.dataIn++;
-        hopState.deliver.take();
-        this.maybeSendCircuitSendme(hop, digest);
+        if (digest !== undefined) {
+          this.counters.dataIn++;
+          hopState.deliver.take();
+          this.maybeSendCircuitSendme(hop, digest);
+        }
         this.deliverData(streamId, hop, body);
         return;
       case 5: // SENDME
@@ -751,7 +796,7 @@ export class CircuitMachine {
     if (!h.deliver.sendmeDue) return;
     h.deliver.sentSendme();
     const cc = h.cc;
-    if (cc && (cc.owed.length > 0 || this.holding(hop))) {
+    if (cc && (cc.owed.length > 0 || this.holding(hop) || (hop === this.hops.length - 1 && this.conflux?.holding() === true))) {
       // A consumer is far behind: the exit's cwnd fills and it stops (tor's exits keep packaging what they
       // read before an XOFF). One that sends on past its cwnd is not congestion-controlling: close.
       cc.owed.push(digest);
@@ -777,8 +822,54 @@ export class CircuitMachine {
 
   /** Sends the circuit SENDMEs held for hop `hop`, in order, once no consumer there is far behind. */
   private releaseSendmes(hop: number): void {
+    if (this.conflux && hop === this.hops.length - 1) this.conflux.drained();
     const cc = this.hops[hop]?.cc;
-    if (!cc || cc.owed.length === 0 || this.state !== 'open' || this.holding(hop)) return;
+    if (!cc || cc.owed.length === 0 || this.state !== 'open' || this.holding(hop) || (hop === this.hops.length - 1 && this.conflux?.holding() === true)) return;
+    for (const digest of cc.owed.splice(0)) this.sendCircuitSendme(hop, digest);
+  }
+
+  // -------------------------------------------------------------------------------
+  // Conflux (prop 329): this circuit as one leg of a set (proto/confluxlegs drives it)
+
+  /**
+   * Makes this circuit a conflux leg: from now on its last hop's conflux messages (19–22),
+   * its multiplexed messages (after this leg's window and SENDME accounting) and stream
+   * messages for streams it does not hold go to `hooks`; `hooks.closed` hears its end.
+   */
+  joinConflux(hooks: ConfluxLegHooks): void {
+    this.assertOpen();
+    if (this.conflux) throw new BadArgumentError(`circuit ${this.circId} is already a conflux leg`);
+    if (!this.hops[this.hops.length - 1]!.cc) throw new BadArgumentError(`circuit ${this.circId}: a conflux leg needs congestion control with its last hop, ${this.hopLabel(this.hops.length - 1)} (tor: conflux_is_enabled)`);
+    this.conflux = hooks;
+  }
+
+  /**
+   * A message of this circuit's last hop that its conflux set delivers here (in sequence,
+   * from whichever leg it came by): handled as if it came now, windows already counted.
+   * A violation destroys this circuit, as one on its own cells would.
+   */
+  deliverFromSet(command: number, streamId: number, body: Uint8Array): void {
+    if (this.state !== 'open') {
+      this.counters.dropped++;
+      return;
+    }
+    try {
+      this.dispatch(this.hops.length - 1, command, streamId, body, undefined);
+    } catch (err) {
+      this.cellFailed(err);
+    }
+  }
+
+  /** Whether a consumer of a stream at the last hop is so far behind that circuit SENDMEs are held (congestion control). */
+  get consumerBehind(): boolean {
+    return this.holding(this.hops.length - 1);
+  }
+
+  /** Sends the circuit SENDMEs held for the last hop, unless a consumer is still behind. */
+  releaseHeldSendmes(): void {
+    const hop = this.hops.length - 1;
+    const cc = this.hops[hop]?.cc;
+    if (!cc || cc.owed.length === 0 || this.state !== 'open' || this.holding(hop) || this.conflux?.holding() === true) return;
     for (const digest of cc.owed.splice(0)) this.sendCircuitSendme(hop, digest);
   }
 
@@ -1059,5 +1150,6 @@ export class CircuitMachine {
     if (streams.length) this.events.streamsChanged?.(-streams.length);
     for (const stream of streams) stream.events.ended(error);
     this.events.destroyed(error);
+    this.conflux?.closed(error);
   }
 }

@@ -1,0 +1,69 @@
+/**
+ * Conflux (prop 329) against tor 0.4.9 exits on the private network: `buildConflux` links
+ * two circuits to one exit (LINK / LINKED / LINKED_ACK), the exit spreads a 20 MiB download
+ * over both legs and it comes out in order (sha256); a 5 MiB upload echoes back intact;
+ * `client.connect` with `conflux: true` uses sets; closing one leg closes the set and its
+ * streams.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TorClient } from '../../src/client/torclient.js';
+import { loadTestnet, testnetSkipReason } from './testnet.js';
+import { download, echoRoundTrip, startClientAndEcho, type ClientAndEcho } from './streamhelp.js';
+
+describe('conflux with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
+  let client: TorClient;
+  let echoPort: number;
+  let fixture: ClientAndEcho | undefined;
+  const net = () => loadTestnet();
+  const path = () => new URL(net().http.url).pathname;
+  before(async () => {
+    fixture = await startClientAndEcho();
+    ({ client, echoPort } = fixture);
+  });
+  after(() => fixture?.close());
+
+  it('links two legs to one exit through distinct guards and middles; 20 MiB down in order over both', async () => {
+    const set = await client.buildConflux({ exitPort: net().http.port });
+    try {
+      assert.equal(set.legs.length, 2);
+      const [a, b] = set.legs.map((l) => l.hops.map((h) => h.rsa));
+      assert.equal(a![2], b![2], 'one exit');
+      assert.notEqual(a![0], b![0], 'distinct guards');
+      assert.notEqual(a![1], b![1], 'distinct middles');
+      assert.ok(set.legs.every((l) => l.hops[2]!.congestionControl), 'congestion control on each leg');
+      const got = await download(await set.openStream('127.0.0.1', net().http.port), path());
+      assert.equal(got.sha256, net().http.fileSha256);
+      const { cellsByLeg, queued } = set.stats;
+      console.log(`# multiplexed cells by leg: ${cellsByLeg.join(' / ')}; DATA ${set.legs.map((l) => l.counters.dataIn).join(' / ')}`);
+      assert.ok(cellsByLeg.every((n) => n > 100), `the exit sent by both legs: ${cellsByLeg.join(' / ')}`);
+      assert.equal(queued, 0);
+    } finally {
+      await set.close();
+    }
+    assert.ok(set.legs.every((l) => !l.isOpen));
+  });
+
+  it('5 MiB up intact (sent by leg 0)', async () => {
+    const set = await client.buildConflux({ exitPort: echoPort });
+    try {
+      const stream = await set.openStream('127.0.0.1', echoPort);
+      assert.ok((await echoRoundTrip(stream, 5 * 1024 * 1024)).intact, '5 MiB echoed intact');
+      stream.destroy();
+    } finally {
+      await set.close();
+    }
+  });
+
+  it('a leg closing closes the set and ends its streams', async () => {
+    const set = await client.buildConflux({ exitPort: echoPort });
+    const stream = await set.openStream('127.0.0.1', echoPort);
+    stream.on('error', () => {});
+    const ended = new Promise<Error | undefined>((resolve) => stream.once('close', () => resolve(stream.errored ?? undefined)));
+    await set.legs[1]!.close();
+    const error = await ended;
+    assert.ok(error, 'the stream errored');
+    assert.equal(set.isOpen, false);
+    assert.ok(set.legs.every((l) => !l.isOpen));
+  });
+});
