@@ -16,9 +16,10 @@
  * false`), each on one circuit kept across rounds (C tor keeps its circuit, and so its
  * congestion window, from one curl to the next), and a third time with CGO relay crypto
  * negotiated with the exit (`relayCrypto: 'cgo'`, prop 359, with congestion control): CGO
- * against tor1 in one run. C tor runs twice: as it comes (its exit streams go over a
- * conflux set of two linked circuits, prop 329, which orport does not build) and with
- * ConfluxEnabled 0 (one circuit, like orport). `--latency MS` boots the network with that one-way delay on every ORPort link
+ * against tor1 in one run, and a fourth time over a conflux set (prop 329,
+ * `client.buildConflux`: two linked circuits to one exit). C tor runs twice: as it comes
+ * (its exit streams go over a conflux set of two linked circuits) and on one circuit
+ * (EXTENDCIRCUIT + ATTACHSTREAM), like orport's single-circuit rows. `--latency MS` boots the network with that one-way delay on every ORPort link
  * (testnet/delay), where fixed windows bind.
  *
  * The machine is shared and has 2 cores, which the relays use too: the load average is
@@ -34,6 +35,7 @@ import { cpus, loadavg } from 'node:os';
 import { Network } from '../src/dir/network.js';
 import { TorClient } from '../src/client/torclient.js';
 import type { TorCircuit } from '../src/client/torcircuit.js';
+import type { ConfluxCircuit } from '../src/client/conflux.js';
 import type { TestnetDescription } from '../src/testnet/index.js';
 import { join } from 'node:path';
 import { ControlSession } from '../src/testnet/control.js';
@@ -62,8 +64,8 @@ function parseOptions(argv: readonly string[]): Options {
   return opts;
 }
 
-type Who = 'orport' | 'orport fixed windows' | 'orport CGO' | 'C tor' | 'C tor one circuit';
-const WHO: readonly Who[] = ['orport', 'orport fixed windows', 'orport CGO', 'C tor', 'C tor one circuit'];
+type Who = 'orport' | 'orport conflux' | 'orport fixed windows' | 'orport CGO' | 'C tor' | 'C tor one circuit';
+const WHO: readonly Who[] = ['orport', 'orport conflux', 'orport fixed windows', 'orport CGO', 'C tor', 'C tor one circuit'];
 
 interface Sample {
   bytes: number;
@@ -81,13 +83,18 @@ function processCpu(pid: number): number {
 }
 
 /** orport's circuits, one per mode, kept across rounds as C tor keeps its circuit (and its congestion window). */
-const circuits = new Map<Who, TorCircuit>();
+const circuits = new Map<Who, TorCircuit | ConfluxCircuit>();
+/** Multiplexed cells per leg of orport's conflux set over the measured rounds (did the exit use both?). */
+let confluxLegCells: number[] = [];
 
 async function orportRound(client: TorClient, description: TestnetDescription, who: Exclude<Who, 'C tor'>): Promise<Sample> {
   const { port, url } = description.http;
   const congestionControl = who !== 'orport fixed windows';
   let circuit = circuits.get(who);
-  if (!circuit?.isOpen) {
+  if (!circuit?.isOpen && who === 'orport conflux') {
+    circuit = await client.buildConflux({ exitPort: port });
+    circuits.set(who, circuit);
+  } else if (!circuit?.isOpen) {
     circuit = await client.buildCircuit({ exitPort: port, congestionControl, relayCrypto: who === 'orport CGO' ? 'cgo' : 'tor1' });
     if (congestionControl && !circuit.hops[2]!.congestionControl) throw new Error('congestion control was not negotiated');
     if (who === 'orport CGO' && circuit.hops[2]!.relayCrypto !== 'cgo') throw new Error('CGO was not negotiated with the exit');
@@ -100,6 +107,7 @@ async function orportRound(client: TorClient, description: TestnetDescription, w
   let bytes = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) bytes += chunk.length;
   const c1 = process.cpuUsage(c0);
+  if (who === 'orport conflux') confluxLegCells = [...(circuit as ConfluxCircuit).stats.cellsByLeg];
   return { bytes, seconds: (performance.now() - t0) / 1000, cpuSeconds: (c1.user + c1.system) / 1e6 };
 }
 
@@ -255,7 +263,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
     WHO.map((who) => [who, { mbps: quantile(rows[who].map(mbps), 0.5), cpuPerMiB: quantile(rows[who].map(cpuPerMiB), 0.5), rounds: rows[who].length }]),
   ) as Record<Who, { mbps: number; cpuPerMiB: number; rounds: number }>;
   const load = loadavg().map((x) => x.toFixed(2)).join(' ');
-  if (opts.json) process.stdout.write(JSON.stringify({ torVersion: description.torVersion, summary, rows, load, failures }, null, 1) + '\n');
+  if (opts.json) process.stdout.write(JSON.stringify({ torVersion: description.torVersion, summary, rows, load, failures, confluxLegCells }, null, 1) + '\n');
   else {
     const o = summary.orport;
     const c = summary['C tor'];
@@ -265,12 +273,14 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
         '| client | MB/s | client CPU s per MiB |',
         '|---|---|---|',
         `| orport (congestion control) | ${o.mbps.toFixed(1)} | ${o.cpuPerMiB.toFixed(4)} |`,
+        `| orport (conflux: two legs, congestion control) | ${summary['orport conflux'].mbps.toFixed(1)} | ${summary['orport conflux'].cpuPerMiB.toFixed(4)} |`,
         `| orport (fixed windows) | ${summary['orport fixed windows'].mbps.toFixed(1)} | ${summary['orport fixed windows'].cpuPerMiB.toFixed(4)} |`,
         `| orport (CGO at the exit, congestion control) | ${summary['orport CGO'].mbps.toFixed(1)} | ${summary['orport CGO'].cpuPerMiB.toFixed(4)} |`,
         `| C tor (curl via SocksPort; tor's CPU; conflux) | ${c.mbps.toFixed(1)} | ${c.cpuPerMiB.toFixed(4)} |`,
         `| C tor, one circuit (EXTENDCIRCUIT + ATTACHSTREAM) | ${summary['C tor one circuit'].mbps.toFixed(1)} | ${summary['C tor one circuit'].cpuPerMiB.toFixed(4)} |`,
         `CGO / tor1 (both with congestion control): throughput ${(summary['orport CGO'].mbps / o.mbps).toFixed(2)}×, CPU per MiB ${(summary['orport CGO'].cpuPerMiB / o.cpuPerMiB).toFixed(2)}×`,
         `throughput orport / C tor: ${(o.mbps / c.mbps).toFixed(2)}× (target ≥ 1.0); CPU per MiB orport / C tor: ${(o.cpuPerMiB / c.cpuPerMiB).toFixed(2)}× (target ≤ 1.0)`,
+        `conflux each: throughput orport / C tor ${(summary['orport conflux'].mbps / c.mbps).toFixed(2)}× (target ≥ 1.0), CPU per MiB ${(summary['orport conflux'].cpuPerMiB / c.cpuPerMiB).toFixed(2)}×; orport's cells by leg ${confluxLegCells.join(' / ')}`,
         `one circuit each: throughput orport / C tor ${(o.mbps / summary['C tor one circuit'].mbps).toFixed(2)}×, fixed windows / C tor ${(summary['orport fixed windows'].mbps / summary['C tor one circuit'].mbps).toFixed(2)}×`,
         ...(failures.length ? [`failures (${failures.length}):`, ...failures.map((f) => `  ${f}`)] : []),
       ].join('\n') + '\n',
@@ -299,15 +309,16 @@ async function perLatency(opts: Options): Promise<number> {
   }
   if (opts.json) process.stdout.write(JSON.stringify(table, null, 1) + '\n');
   else {
-    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport fixed | C tor (conflux) | C tor one circuit | CC / C tor | CC / C tor one circuit | CC / fixed | load |', '|---|---|---|---|---|---|---|---|---|'];
+    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport conflux | orport fixed | C tor (conflux) | C tor one circuit | conflux / C tor | CC / C tor one circuit | CC / fixed | conflux / fixed | load |', '|---|---|---|---|---|---|---|---|---|---|---|'];
     for (const t of table) {
       const cc = t.summary.orport.mbps;
       const fixed = t.summary['orport fixed windows'].mbps;
       const ctor = t.summary['C tor'].mbps;
       const one = t.summary['C tor one circuit'].mbps;
-      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cc / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${t.load} |`);
+      const cfx = t.summary['orport conflux'].mbps;
+      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${cfx.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cfx / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${(cfx / fixed).toFixed(2)}× | ${t.load} |`);
     }
-    lines.push('targets (issue 13): at 25 ms CC ≥ 1.0× C tor and ≥ 2× fixed windows; at 0 ms CC no slower than fixed windows');
+    lines.push('targets (issue 13): at 25 ms CC ≥ 1.0× C tor and ≥ 2× fixed windows; at 0 ms CC no slower than fixed windows (C tor uses conflux: compare like with like, conflux / C tor and CC / C tor one circuit)');
     process.stdout.write(lines.join('\n') + '\n');
   }
   return code;

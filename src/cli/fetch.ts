@@ -21,7 +21,7 @@ import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { commandArgs, parsePositive } from './args.js';
 
-const usage = `usage: orport fetch URL [-o FILE] [--network FILE] [--cache-dir DIR] [--timeout MS]
+const usage = `usage: orport fetch URL [-o FILE] [--network FILE] [--cache-dir DIR] [--conflux] [--timeout MS]
 
 Bootstraps (verified consensus), fetches URL (http: or https:) through a Tor exit
 and writes the body to FILE or stdout. Redirects are not followed.
@@ -31,6 +31,8 @@ options:
   --network FILE     the network: a torrc with DirAuthority / FallbackDir lines
                      (default: the public Tor network)
   --cache-dir DIR    keep the directory and the guards in DIR
+  --conflux          over a conflux set (two linked circuits to one exit, as
+                     tor 0.4.9 does) instead of one circuit
   --timeout MS       give up after MS milliseconds per step: bootstrap, connect,
                      headers, and each wait for body bytes (default 60000)
 exit status: 0 on a 2xx answer written whole, 1 on any error or another status.`;
@@ -165,12 +167,13 @@ export const fetchCommand: Command = {
       network: { type: 'string' },
       'cache-dir': { type: 'string' },
       timeout: { type: 'string' },
+      conflux: { type: 'boolean' },
     });
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     const url = parseFetchUrl(positionals[0]);
     const timeoutMs = parsePositive(values.timeout, 'timeout', 60_000);
     const network = values.network ? await Network.fromFile(values.network) : Network.PUBLIC;
-    const client = await TorClient.create({ network, cacheDir: values['cache-dir'], timeoutMs, refresh: false });
+    const client = await TorClient.create({ network, cacheDir: values['cache-dir'], timeoutMs, refresh: false, conflux: values.conflux ?? false });
     const file = values.output;
     const stderr = process.stderr;
     try {

@@ -15,7 +15,7 @@ import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { commandArgs, parseHostPort, targetName } from './args.js';
 
-const usage = `usage: orport socks [--listen HOST:PORT] [--network FILE] [--cache-dir DIR] [--verbose]
+const usage = `usage: orport socks [--listen HOST:PORT] [--network FILE] [--cache-dir DIR] [--conflux] [--verbose]
 
 Bootstraps like a Tor client, then serves SOCKS5 (RFC 1928, RFC 1929; tor's
 RESOLVE extension) through three-hop circuits. Distinct username/password pairs
@@ -26,6 +26,8 @@ options:
   --network FILE      the network: a torrc with DirAuthority / FallbackDir lines
                       (default: the public Tor network)
   --cache-dir DIR     keep the directory and the guards in DIR
+  --conflux           streams over conflux sets (two linked circuits to one exit,
+                      as tor 0.4.9 does) instead of single circuits
   --verbose           print a line per stream
 Runs until SIGINT or SIGTERM; exit status 0 then, 1 when bootstrap or listening fails.`;
 
@@ -35,6 +37,7 @@ export interface SocksArgs {
   readonly network: string | undefined;
   readonly cacheDir: string | undefined;
   readonly verbose: boolean;
+  readonly conflux: boolean;
 }
 
 /** Parses `orport socks`'s arguments; UsageError for anything wrong. */
@@ -44,13 +47,14 @@ export function parseSocksArgs(argv: readonly string[]): SocksArgs {
     network: { type: 'string' },
     'cache-dir': { type: 'string' },
     verbose: { type: 'boolean' },
+    conflux: { type: 'boolean' },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const { host, port } = values.listen === undefined ? { host: '127.0.0.1', port: 9050 } : parseHostPort(values.listen);
   if (!Number.isInteger(port) || port > 0xffff) throw new UsageError(`--listen: port ${port} is not 0-65535`);
   if (values.network === '') throw new UsageError('--network needs a file');
   if (values['cache-dir'] === '') throw new UsageError('--cache-dir needs a directory');
-  return { host, port, network: values.network, cacheDir: values['cache-dir'], verbose: values.verbose ?? false };
+  return { host, port, network: values.network, cacheDir: values['cache-dir'], verbose: values.verbose ?? false, conflux: values.conflux ?? false };
 }
 
 /** One --verbose line: target, isolation, bytes each way, ms, result. */
@@ -71,7 +75,7 @@ export const socksCommand: Command = {
     process.once('SIGTERM', onSignal);
     try {
       const network = args.network ? await Network.fromFile(args.network) : Network.PUBLIC;
-      const client = await TorClient.create({ network, cacheDir: args.cacheDir, signal: stop.signal });
+      const client = await TorClient.create({ network, cacheDir: args.cacheDir, signal: stop.signal, conflux: args.conflux });
       try {
         const server = await listenSocks(client, {
           host: args.host,

@@ -9,8 +9,8 @@
  * CONNRESET and the rest are not. When the retries are spent the relay's reason is the
  * error (C tor's client would leave its caller waiting).
  *
- * Layer: client glue over TorCircuit; the circuits come from a `build` function
- * (TorClient.buildCircuit). Every wait is bounded by `timeoutMs` and `signal`.
+ * Layer: client glue over TorCircuit (or ConfluxCircuit, with `TorClientOptions.conflux`);
+ * the circuits come from a `build` function (TorClient.buildCircuit / buildConflux). Every wait is bounded by `timeoutMs` and `signal`.
  */
 import { AbortError, CircuitDestroyedError, OrportError, StreamClosedError, TimeoutError } from '../errors.js';
 import { policyAllows } from '../path/select.js';

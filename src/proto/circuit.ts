@@ -11,7 +11,10 @@
  * An onion service's virtual hop (rend-spec-v3 4.2.1: keys from hs-ntor, SHA3/AES-256
  * relay crypto, no handshake cells) is added with `addVirtualHop`; the onion-service
  * messages 32–40 are accepted from the last hop only (tor's rendcommon.c) and handed up
- * undecoded (`CircuitEvents.circuitMessage`; onion/cells decodes them).
+ * undecoded (`CircuitEvents.circuitMessage`; onion/cells decodes them). A circuit made a
+ * conflux leg (`joinConflux`, prop 329) hands its last hop's conflux and multiplexed
+ * messages to its set (proto/confluxlegs), after its own window accounting, and takes
+ * the set's ordered messages back (`deliverFromSet`).
  *
  * Layer: protocol core. No I/O; congestion control's clock is injected (`nowUsec`, default
  * performance.now), nothing else reads time: cells go out through `CircuitOutput.sendCell`

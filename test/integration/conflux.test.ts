@@ -2,14 +2,19 @@
  * Conflux (prop 329) against tor 0.4.9 exits on the private network: `buildConflux` links
  * two circuits to one exit (LINK / LINKED / LINKED_ACK), the exit spreads a 20 MiB download
  * over both legs and it comes out in order (sha256); a 5 MiB upload echoes back intact;
- * `client.connect` with `conflux: true` uses sets; closing one leg closes the set and its
- * streams.
+ * `client.connect` with `conflux: true` uses sets (and reuses one), as does `orport fetch
+ * --conflux`; closing one leg closes the set and its streams.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TorClient } from '../../src/client/torclient.js';
+import { Network } from '../../src/dir/network.js';
 import { loadTestnet, testnetSkipReason } from './testnet.js';
-import { download, echoRoundTrip, startClientAndEcho, type ClientAndEcho } from './streamhelp.js';
+import { download, echoRoundTrip, runCli, startClientAndEcho, type ClientAndEcho } from './streamhelp.js';
 
 describe('conflux with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
   let client: TorClient;
@@ -65,5 +70,32 @@ describe('conflux with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
     assert.ok(error, 'the stream errored');
     assert.equal(set.isOpen, false);
     assert.ok(set.legs.every((l) => !l.isOpen));
+  });
+
+  it('client.connect with conflux: true opens streams on one set, reused; orport fetch --conflux', async () => {
+    const cfx = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000, conflux: true });
+    try {
+      const port = net().http.port;
+      const [a, b] = await Promise.all([0, 1].map(async () => download(await cfx.connect('127.0.0.1', port), path())));
+      assert.equal(a!.sha256, net().http.fileSha256);
+      assert.equal(b!.sha256, net().http.fileSha256);
+      const exits = cfx.stats.exits;
+      assert.equal(exits.streams, 2);
+      assert.ok(exits.built >= 1 && exits.built <= 2, `sets built: ${exits.built}`);
+      assert.equal(exits.circuits, exits.built, 'the pool holds sets, one entry each');
+      // Each set is two circuits through two guards: two connections for one set.
+      assert.ok(cfx.stats.channels.opened >= 2, `connections: ${cfx.stats.channels.opened}`);
+    } finally {
+      await cfx.close();
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'orport-cfx-'));
+    try {
+      const out = join(dir, 'file');
+      const fetched = await runCli(['fetch', `http://127.0.0.1:${net().http.port}${path()}`, '-o', out, '--network', net().networkFile, '--conflux'], 120_000);
+      assert.equal(fetched.code, 0, fetched.stderr);
+      assert.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), net().http.fileSha256);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -21,9 +21,9 @@ import { commands } from '../../src/cli/commands.js';
 import { StreamClosedError } from '../../src/errors.js';
 
 test('orport socks: defaults and --listen forms', () => {
-  assert.deepEqual(parseSocksArgs([]), { host: '127.0.0.1', port: 9050, network: undefined, cacheDir: undefined, verbose: false });
-  assert.deepEqual(parseSocksArgs(['--listen', '127.0.0.1:0', '--network', 'n.torrc', '--cache-dir', '/tmp/c', '--verbose']), { host: '127.0.0.1', port: 0, network: 'n.torrc', cacheDir: '/tmp/c', verbose: true });
-  assert.deepEqual(parseSocksArgs(['--listen=[::1]:9150']), { host: '::1', port: 9150, network: undefined, cacheDir: undefined, verbose: false });
+  assert.deepEqual(parseSocksArgs([]), { host: '127.0.0.1', port: 9050, network: undefined, cacheDir: undefined, verbose: false, conflux: false });
+  assert.deepEqual(parseSocksArgs(['--listen', '127.0.0.1:0', '--network', 'n.torrc', '--cache-dir', '/tmp/c', '--verbose', '--conflux']), { host: '127.0.0.1', port: 0, network: 'n.torrc', cacheDir: '/tmp/c', verbose: true, conflux: true });
+  assert.deepEqual(parseSocksArgs(['--listen=[::1]:9150']), { host: '::1', port: 9150, network: undefined, cacheDir: undefined, verbose: false, conflux: false });
   assert.ok(commands.includes(socksCommand));
 });
 
