@@ -137,6 +137,16 @@ async function withNet(onLink: OnLink | undefined, fn: (net: Net) => Promise<voi
   });
 }
 
+/** `promise`, or a failure after `ms` (so that a row that breaks fails instead of hanging). */
+async function within<T>(promise: Promise<T>, what: string, ms = 3000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Waits (bounded: ~2 s) until `cond` holds. */
 async function until(cond: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 200 && !cond(); i++) await tick(10);
@@ -149,7 +159,7 @@ function linksCame(net: Net, legs: readonly TorCircuit[]): void {
   assert.deepEqual(net.links.map((l) => l.circuit.id).sort(), legs.map((l) => l.id).sort());
   assert.notEqual(net.links[0]!.conn, net.links[1]!.conn, 'over two connections');
   assert.deepEqual([...net.links[0]!.link.nonce], [...net.links[1]!.link.nonce], 'one nonce');
-  assert.ok(net.links.every((l) => l.circuit.hop === 1 && l.link.lastSeqnoSent === 0 && l.link.lastSeqnoRecv === 0));
+  assert.ok(net.links.every((l) => l.circuit.hop === 1 && l.link.lastSeqnoSent === 0 && l.link.lastSeqnoRecv === 0), 'at the exit (hop #2), sequence numbers 0');
 }
 
 /** Every leg is closed and its relay saw our DESTROY for it (with `reasons[i]` when given). */
@@ -204,7 +214,7 @@ test('link: resolves once both legs are LINKED, LINKED_ACK on each; a stream thr
     linksCame(net, legs);
     await until(() => net.acks.length === 2, 'both LINKED_ACKs came');
     assert.deepEqual([...net.acks].sort(), legs.map((l) => l.id).sort(), 'a LINKED_ACK on each leg');
-    assert.ok(set.isOpen);
+    assert.ok(set.isOpen, 'the set is open');
     assert.equal(set.id, legs[0]!.id);
     const exitOf = (leg: number) => net.links.find((l) => l.circuit.id === legs[leg]!.id)!.circuit;
     const opening = set.openStream('127.0.0.1', 80, { timeoutMs: TIMEOUT, signal });
@@ -213,7 +223,7 @@ test('link: resolves once both legs are LINKED, LINKED_ACK on each; a stream thr
     const id = streamIds[0]!;
     // The exit, as tor's sends: CONNECTED (seq 1) and "a" (2) by leg 1; "b" (3) by leg 0 (SWITCH 2 first); "c" (4) by leg 1 (SWITCH 1).
     exitOf(1).send(4, id, CONNECTED_BODY);
-    const stream = await opening;
+    const stream = await within(opening, 'the stream to open');
     const reading = readBytes(stream, 3);
     exitOf(0).send(22, 0, new ConfluxSwitchMsg(2).encode());
     exitOf(0).send(2, id, Buffer.from('b'));
@@ -221,7 +231,7 @@ test('link: resolves once both legs are LINKED, LINKED_ACK on each; a stream thr
     exitOf(1).send(2, id, Buffer.from('a'));
     exitOf(1).send(22, 0, new ConfluxSwitchMsg(1).encode());
     exitOf(1).send(2, id, Buffer.from('c'));
-    assert.equal((await reading).toString(), 'abc', 'in order');
+    assert.equal((await within(reading, 'the bytes by both legs')).toString(), 'abc', 'in order');
     assert.deepEqual(set.stats, { cellsByLeg: [1, 3], queued: 0, delivered: 4 });
     stream.destroy();
     await set.close();
@@ -278,9 +288,9 @@ test('fault: LINKED with a wrong nonce: link rejects with a ProtocolError; that 
     assert.ok(f.error instanceof ProtocolError, `${f.error.name}: ${f.error.message}`);
     assert.equal(f.error.code, 'E_PROTOCOL');
     const bad = legs.findIndex((l) => l.id === wrongOn);
-    assert.ok(bad >= 0);
+    assert.ok(bad >= 0, 'the wrong nonce went on one of the legs');
     assert.match(f.error.message, new RegExp(`conflux leg ${bad}: LINKED nonce does not match`));
-    assert.ok(f.ms < TIMEOUT);
+    assert.ok(f.ms < TIMEOUT, `failed at once, not by the timeout (${f.ms.toFixed(0)} ms)`);
     await legsClosed(net, legs, legs.map((_, i) => (i === bad ? 'PROTOCOL' : 'FINISHED')));
     await othersUnaffected(net);
   });
@@ -296,13 +306,13 @@ for (const gone of [1, 0]) {
       const opening = set.openStream('127.0.0.1', 80, { timeoutMs: TIMEOUT, signal });
       await until(() => streamIds.length === 1, 'BEGIN came');
       exitOf(0).send(4, streamIds[0]!, CONNECTED_BODY);
-      const stream = await opening;
+      const stream = await within(opening, 'the stream to open');
       const errored = new Promise<Error | null>((resolve) => {
         stream.on('error', () => undefined);
         stream.once('close', () => resolve(stream.errored));
       });
       exitOf(gone).first.destroy(CloseReason.toInt('CONNECTFAILED'));
-      const error = await errored;
+      const error = await within(errored, 'the stream to close');
       assert.ok(error instanceof CircuitDestroyedError, `the stream errored with the leg's DESTROY: ${String(error)}`);
       assert.equal(error.by, 'relay');
       assert.equal(error.reason, 'CONNECTFAILED');
@@ -328,7 +338,7 @@ test('an AbortSignal aborted before link: AbortError, and (as link documents) ev
     const controller = new AbortController();
     controller.abort();
     const f = await failure(() => ConfluxCircuit.link(legs, { timeoutMs: TIMEOUT, signal: controller.signal }));
-    assert.ok(f.error instanceof AbortError);
+    assert.ok(f.error instanceof AbortError, `${f.error.name}: ${f.error.message}`);
     assert.equal(net.links.length, 0, 'no LINK sent');
     assert.ok(legs.every((l) => !l.isOpen), 'every leg closed');
   });
