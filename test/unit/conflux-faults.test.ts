@@ -13,8 +13,10 @@
  *
  * Rows: linked (LINKED_ACK on each, a stream through the set, data by both legs in
  * order, close); no LINKED (TimeoutError at timeoutMs); an abort while waiting
- * (AbortError); LINKED with a wrong nonce (ProtocolError); a leg DESTROYed by the
- * relay with a stream open (the stream errors, the other leg is closed).
+ * (AbortError); LINKED with a wrong nonce (ProtocolError); a full out-of-order queue
+ * (LimitError on the stream); a leg DESTROYed by the relay with a stream open (the
+ * stream errors, the other leg is closed). Two `todo` rows show where `link` leaves
+ * the legs open although it documents closing them.
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +25,7 @@ import {
   AbortError,
   BadArgumentError,
   CircuitDestroyedError,
+  LimitError,
   ProtocolError,
   Relay,
   TimeoutError,
@@ -294,6 +297,33 @@ test('fault: LINKED with a wrong nonce: link rejects with a ProtocolError; that 
     await legsClosed(net, legs, legs.map((_, i) => (i === bad ? 'PROTOCOL' : 'FINISHED')));
     await othersUnaffected(net);
   });
+});
+
+test('fault: the out-of-order queue overflows (maxQueued passed to link): the stream errors with a LimitError; leg 1 DESTROYed (PROTOCOL), leg 0 with it', async () => {
+  const streamIds: number[] = [];
+  await withNet(answerLinked, async (net) => {
+    const legs = await net.legs();
+    const set = await ConfluxCircuit.link(legs, { timeoutMs: TIMEOUT, signal, maxQueued: 2 });
+    const exitOf = (leg: number) => net.links.find((l) => l.circuit.id === legs[leg]!.id)!.circuit;
+    const opening = set.openStream('127.0.0.1', 80, { timeoutMs: TIMEOUT, signal });
+    await until(() => streamIds.length === 1, 'BEGIN came');
+    exitOf(0).send(4, streamIds[0]!, CONNECTED_BODY);
+    const stream = await within(opening, 'the stream to open');
+    const errored = new Promise<Error | null>((resolve) => {
+      stream.on('error', () => undefined);
+      stream.once('close', () => resolve(stream.errored));
+    });
+    // Seq 2 never comes: leg 1 jumps to 5 and sends 6, 7, 8; the third waiting cell is one too many.
+    exitOf(1).send(22, 0, new ConfluxSwitchMsg(5).encode());
+    for (const b of ['x', 'y', 'z']) exitOf(1).send(2, streamIds[0]!, Buffer.from(b));
+    const error = await within(errored, 'the stream to close');
+    assert.ok(error instanceof LimitError, `the stream errored with a LimitError: ${String(error)}`);
+    assert.equal(error.limit, 2);
+    assert.match(error.message, /conflux leg 1: out-of-order queue full \(2 cells waiting for 2, got 8\)/);
+    assert.equal(set.isOpen, false);
+    await legsClosed(net, legs, ['FINISHED', 'PROTOCOL']);
+    await othersUnaffected(net);
+  }, { begin: (_c, _next, _circuit, stream) => void streamIds.push(stream.id) });
 });
 
 for (const gone of [1, 0]) {
