@@ -34,11 +34,11 @@ import {
   type TorStream,
 } from '../../src/index.js';
 import { CloseReason } from '../../src/codec/datatype.js';
-import { ConfluxCircuit } from '../../src/client/conflux.js';
+import { ConfluxCircuit, type ConfluxLinkOptions } from '../../src/client/conflux.js';
 import { ConfluxLinkMsg, ConfluxLinkedMsg, ConfluxSwitchMsg, ConfluxUx } from '../../src/proto/conflux.js';
 import { encodeNtorV3Response } from '../../src/crypto/handshake/ntorv3.js';
 import { buildCertChain, type GeneratedChain } from '../../src/testing/certchain.js';
-import { startFakeRelay, type FakeCircuit, type FakeConnection, type FakeRelay, type FakeRelayHooks } from '../../src/testing/fakerelay.js';
+import { startFakeRelay, type FakeCircuit, type FakeConnection, type FakeRelay } from '../../src/testing/fakerelay.js';
 import { noLeaks } from '../support/leaks.js';
 import { failure } from '../support/failure.js';
 
@@ -70,6 +70,8 @@ interface Net {
   links: LinkIn[];
   /** LINKED_ACKs the exit got, by the circuit id they came on. */
   acks: number[];
+  /** Stream ids of the BEGINs the exit got (it answers none: the rows script CONNECTED). */
+  begins: number[];
   /** Two legs, leg i through guard i, both to the exit with congestion control. */
   legs(): Promise<TorCircuit[]>;
 }
@@ -80,12 +82,13 @@ type OnLink = (l: LinkIn, net: Net) => void;
 /** Links are answered honestly: LINKED with the LINK's nonce. */
 const answerLinked: OnLink = (l) => l.circuit.send(20, 0, new ConfluxLinkedMsg(l.link.nonce, 0, 0, ConfluxUx.NO_OPINION).encode());
 
-async function withNet(onLink: OnLink | undefined, fn: (net: Net) => Promise<void>, exitHooks: FakeRelayHooks = {}): Promise<void> {
+async function withNet(onLink: OnLink | undefined, fn: (net: Net) => Promise<void>): Promise<void> {
   await noLeaks(async () => {
     const all: FakeRelay[] = [];
     const relays: Relay[] = [];
     const links: LinkIn[] = [];
     const acks: number[] = [];
+    const begins: number[] = [];
     let net!: Net;
     try {
       const exit = await startFakeRelay({
@@ -94,7 +97,7 @@ async function withNet(onLink: OnLink | undefined, fn: (net: Net) => Promise<voi
         peers: all,
         ntorV3Response: encodeNtorV3Response({ sendmeInc: SENDME_INC }),
         hooks: {
-          ...exitHooks,
+          begin: (_c, _next, _circuit, stream) => void begins.push(stream.id),
           message: (conn, next, circuit, msg) => {
             if (msg.command === 19) {
               const l = { conn, circuit, link: ConfluxLinkMsg.decode(msg.body) };
@@ -115,6 +118,7 @@ async function withNet(onLink: OnLink | undefined, fn: (net: Net) => Promise<voi
         relays,
         links,
         acks,
+        begins,
         legs: () =>
           Promise.all(
             relays.map(async (relay, i) => {
@@ -207,10 +211,31 @@ function readBytes(stream: TorStream, n: number): Promise<Buffer> {
   });
 }
 
+/** The exit's hop of leg `leg`'s circuit (known once its LINK came). */
+function exitOf(net: Net, legs: readonly TorCircuit[], leg: number): FakeCircuit {
+  return net.links.find((l) => l.circuit.id === legs[leg]!.id)!.circuit;
+}
+
+/**
+ * Links two legs (`options` go to link) and opens a stream on the set, CONNECTED by leg 0;
+ * `closed` resolves with the stream's error once it closes.
+ */
+async function linkedStream(net: Net, options: Partial<ConfluxLinkOptions> = {}) {
+  const legs = await net.legs();
+  const set = await ConfluxCircuit.link(legs, { timeoutMs: TIMEOUT, signal, ...options });
+  const opening = set.openStream('127.0.0.1', 80, { timeoutMs: TIMEOUT, signal });
+  await until(() => net.begins.length === 1, 'BEGIN came');
+  const id = net.begins[0]!;
+  exitOf(net, legs, 0).send(4, id, CONNECTED_BODY);
+  const stream = await within(opening, 'the stream to open');
+  stream.on('error', () => undefined);
+  const closed = new Promise<Error | null>((resolve) => stream.once('close', () => resolve(stream.errored)));
+  return { legs, set, id, closed };
+}
+
 // -------------------------------------------------------------------------------------
 
 test('link: resolves once both legs are LINKED, LINKED_ACK on each; a stream through the set gets data by both legs in order; close DESTROYs both', async () => {
-  const streamIds: number[] = [];
   await withNet(answerLinked, async (net) => {
     const legs = await net.legs();
     const set = await ConfluxCircuit.link(legs, { timeoutMs: TIMEOUT, signal });
@@ -219,21 +244,21 @@ test('link: resolves once both legs are LINKED, LINKED_ACK on each; a stream thr
     assert.deepEqual([...net.acks].sort(), legs.map((l) => l.id).sort(), 'a LINKED_ACK on each leg');
     assert.ok(set.isOpen, 'the set is open');
     assert.equal(set.id, legs[0]!.id);
-    const exitOf = (leg: number) => net.links.find((l) => l.circuit.id === legs[leg]!.id)!.circuit;
+    const exit = (leg: number) => exitOf(net, legs, leg);
     const opening = set.openStream('127.0.0.1', 80, { timeoutMs: TIMEOUT, signal });
-    await until(() => streamIds.length === 1, 'BEGIN came');
-    assert.ok(exitOf(0).streams.has(streamIds[0]!), 'BEGIN came by leg 0');
-    const id = streamIds[0]!;
+    await until(() => net.begins.length === 1, 'BEGIN came');
+    const id = net.begins[0]!;
+    assert.ok(exit(0).streams.has(id), 'BEGIN came by leg 0');
     // The exit, as tor's sends: CONNECTED (seq 1) and "a" (2) by leg 1; "b" (3) by leg 0 (SWITCH 2 first); "c" (4) by leg 1 (SWITCH 1).
-    exitOf(1).send(4, id, CONNECTED_BODY);
+    exit(1).send(4, id, CONNECTED_BODY);
     const stream = await within(opening, 'the stream to open');
     const reading = readBytes(stream, 3);
-    exitOf(0).send(22, 0, new ConfluxSwitchMsg(2).encode());
-    exitOf(0).send(2, id, Buffer.from('b'));
+    exit(0).send(22, 0, new ConfluxSwitchMsg(2).encode());
+    exit(0).send(2, id, Buffer.from('b'));
     await until(() => set.stats.queued === 1, '"b" came by leg 0 (and waits for "a")');
-    exitOf(1).send(2, id, Buffer.from('a'));
-    exitOf(1).send(22, 0, new ConfluxSwitchMsg(1).encode());
-    exitOf(1).send(2, id, Buffer.from('c'));
+    exit(1).send(2, id, Buffer.from('a'));
+    exit(1).send(22, 0, new ConfluxSwitchMsg(1).encode());
+    exit(1).send(2, id, Buffer.from('c'));
     assert.equal((await within(reading, 'the bytes by both legs')).toString(), 'abc', 'in order');
     assert.deepEqual(set.stats, { cellsByLeg: [1, 3], queued: 0, delivered: 4 });
     stream.destroy();
@@ -241,7 +266,7 @@ test('link: resolves once both legs are LINKED, LINKED_ACK on each; a stream thr
     assert.equal(set.isOpen, false);
     await legsClosed(net, legs);
     await othersUnaffected(net);
-  }, { begin: (_c, _next, _circuit, stream) => void streamIds.push(stream.id) });
+  });
 });
 
 test('fault: no LINKED: ConfluxCircuit.link rejects with a TimeoutError at its timeoutMs; both legs are closed (DESTROY)', async () => {
@@ -300,49 +325,27 @@ test('fault: LINKED with a wrong nonce: link rejects with a ProtocolError; that 
 });
 
 test('fault: the out-of-order queue overflows (maxQueued passed to link): the stream errors with a LimitError; leg 1 DESTROYed (PROTOCOL), leg 0 with it', async () => {
-  const streamIds: number[] = [];
   await withNet(answerLinked, async (net) => {
-    const legs = await net.legs();
-    const set = await ConfluxCircuit.link(legs, { timeoutMs: TIMEOUT, signal, maxQueued: 2 });
-    const exitOf = (leg: number) => net.links.find((l) => l.circuit.id === legs[leg]!.id)!.circuit;
-    const opening = set.openStream('127.0.0.1', 80, { timeoutMs: TIMEOUT, signal });
-    await until(() => streamIds.length === 1, 'BEGIN came');
-    exitOf(0).send(4, streamIds[0]!, CONNECTED_BODY);
-    const stream = await within(opening, 'the stream to open');
-    const errored = new Promise<Error | null>((resolve) => {
-      stream.on('error', () => undefined);
-      stream.once('close', () => resolve(stream.errored));
-    });
+    const { legs, set, id, closed } = await linkedStream(net, { maxQueued: 2 });
     // Seq 2 never comes: leg 1 jumps to 5 and sends 6, 7, 8; the third waiting cell is one too many.
-    exitOf(1).send(22, 0, new ConfluxSwitchMsg(5).encode());
-    for (const b of ['x', 'y', 'z']) exitOf(1).send(2, streamIds[0]!, Buffer.from(b));
-    const error = await within(errored, 'the stream to close');
+    exitOf(net, legs, 1).send(22, 0, new ConfluxSwitchMsg(5).encode());
+    for (const b of ['x', 'y', 'z']) exitOf(net, legs, 1).send(2, id, Buffer.from(b));
+    const error = await within(closed, 'the stream to close');
     assert.ok(error instanceof LimitError, `the stream errored with a LimitError: ${String(error)}`);
     assert.equal(error.limit, 2);
     assert.match(error.message, /conflux leg 1: out-of-order queue full \(2 cells waiting for 2, got 8\)/);
     assert.equal(set.isOpen, false);
     await legsClosed(net, legs, ['FINISHED', 'PROTOCOL']);
     await othersUnaffected(net);
-  }, { begin: (_c, _next, _circuit, stream) => void streamIds.push(stream.id) });
+  });
 });
 
 for (const gone of [1, 0]) {
   test(`fault: leg ${gone} DESTROYed by the relay with a stream open: the stream errors, the set closes, the other leg is DESTROYed`, async () => {
-    const streamIds: number[] = [];
     await withNet(answerLinked, async (net) => {
-      const legs = await net.legs();
-      const set = await ConfluxCircuit.link(legs, { timeoutMs: TIMEOUT, signal });
-      const exitOf = (leg: number) => net.links.find((l) => l.circuit.id === legs[leg]!.id)!.circuit;
-      const opening = set.openStream('127.0.0.1', 80, { timeoutMs: TIMEOUT, signal });
-      await until(() => streamIds.length === 1, 'BEGIN came');
-      exitOf(0).send(4, streamIds[0]!, CONNECTED_BODY);
-      const stream = await within(opening, 'the stream to open');
-      const errored = new Promise<Error | null>((resolve) => {
-        stream.on('error', () => undefined);
-        stream.once('close', () => resolve(stream.errored));
-      });
-      exitOf(gone).first.destroy(CloseReason.toInt('CONNECTFAILED'));
-      const error = await within(errored, 'the stream to close');
+      const { legs, set, closed } = await linkedStream(net);
+      exitOf(net, legs, gone).first.destroy(CloseReason.toInt('CONNECTFAILED'));
+      const error = await within(closed, 'the stream to close');
       assert.ok(error instanceof CircuitDestroyedError, `the stream errored with the leg's DESTROY: ${String(error)}`);
       assert.equal(error.by, 'relay');
       assert.equal(error.reason, 'CONNECTFAILED');
@@ -356,7 +359,7 @@ for (const gone of [1, 0]) {
       await tick(20);
       assert.deepEqual(goneConn.destroysIn.filter((d) => d.circId === legs[gone]!.id), [], 'no DESTROY back for the relay’s own');
       await othersUnaffected(net);
-    }, { begin: (_c, _next, _circuit, stream) => void streamIds.push(stream.id) });
+    });
   });
 }
 
