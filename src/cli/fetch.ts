@@ -31,8 +31,8 @@ options:
   --network FILE     the network: a torrc with DirAuthority / FallbackDir lines
                      (default: the public Tor network)
   --cache-dir DIR    keep the directory and the guards in DIR
-  --conflux          over a conflux set (two linked circuits to one exit, as
-                     tor 0.4.9 does) instead of one circuit
+  --conflux          only over a conflux set (two linked circuits to one exit);
+                     by default one is used where the network allows, as tor does
   --timeout MS       give up after MS milliseconds per step: bootstrap, connect,
                      headers, and each wait for body bytes (default 60000)
 exit status: 0 on a 2xx answer written whole, 1 on any error or another status.`;
@@ -173,7 +173,7 @@ export const fetchCommand: Command = {
     const url = parseFetchUrl(positionals[0]);
     const timeoutMs = parsePositive(values.timeout, 'timeout', 60_000);
     const network = values.network ? await Network.fromFile(values.network) : Network.PUBLIC;
-    const client = await TorClient.create({ network, cacheDir: values['cache-dir'], timeoutMs, refresh: false, conflux: values.conflux ?? false });
+    const client = await TorClient.create({ network, cacheDir: values['cache-dir'], timeoutMs, refresh: false, conflux: values.conflux ? true : undefined });
     const file = values.output;
     const stderr = process.stderr;
     try {

@@ -26,8 +26,8 @@ options:
   --network FILE      the network: a torrc with DirAuthority / FallbackDir lines
                       (default: the public Tor network)
   --cache-dir DIR     keep the directory and the guards in DIR
-  --conflux           streams over conflux sets (two linked circuits to one exit,
-                      as tor 0.4.9 does) instead of single circuits
+  --conflux           streams only over conflux sets (two linked circuits to one
+                      exit); by default sets are used where the network allows
   --verbose           print a line per stream
 Runs until SIGINT or SIGTERM; exit status 0 then, 1 when bootstrap or listening fails.`;
 
@@ -75,7 +75,7 @@ export const socksCommand: Command = {
     process.once('SIGTERM', onSignal);
     try {
       const network = args.network ? await Network.fromFile(args.network) : Network.PUBLIC;
-      const client = await TorClient.create({ network, cacheDir: args.cacheDir, signal: stop.signal, conflux: args.conflux });
+      const client = await TorClient.create({ network, cacheDir: args.cacheDir, signal: stop.signal, conflux: args.conflux ? true : undefined });
       try {
         const server = await listenSocks(client, {
           host: args.host,

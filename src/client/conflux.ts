@@ -54,7 +54,7 @@ export class ConfluxCircuit {
       { linked: () => onLinked(), closed: (error) => onClosed(error) },
       options,
     );
-    return boundedWait<ConfluxCircuit>(`CONFLUX_LINKED on every leg (circuits ${ids})`, options, DEFAULT_LINK_TIMEOUT_MS, ({ resolve, reject }) => {
+    const linked = boundedWait<ConfluxCircuit>(`CONFLUX_LINKED on every leg (circuits ${ids})`, options, DEFAULT_LINK_TIMEOUT_MS, ({ resolve, reject }) => {
       onLinked = () => {
         onClosed = () => {};
         resolve(new ConfluxCircuit(legs, core));
@@ -62,6 +62,11 @@ export class ConfluxCircuit {
       onClosed = reject;
       core.start();
       return (error) => core.close(error);
+    });
+    // However it failed (a signal aborted before LINK went out, a leg unfit to join): no leg stays open.
+    return linked.catch(async (err: unknown) => {
+      await Promise.all(legs.map((l) => l.close()));
+      throw err;
     });
   }
 

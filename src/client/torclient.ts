@@ -76,11 +76,13 @@ export interface TorClientOptions extends WaitOptions {
   /** No new streams on an exit circuit first used longer ago than this (default 10 min, tor's MaxCircuitDirtiness). */
   maxCircuitDirtinessMs?: number;
   /**
-   * `connect` (and fetch, the agents, SOCKS) opens streams on conflux sets (prop 329: two
-   * circuits to one exit, `buildConflux`) instead of single circuits, as tor 0.4.9's client
-   * does; default false.
+   * Whether `connect` (and fetch, the agents, SOCKS) opens streams on conflux sets (prop
+   * 329: two circuits to one exit, `buildConflux`), as tor 0.4.9's client does. 'auto' (the
+   * default): where the consensus allows it (`cc_alg` ≠ 0, `cfx_enabled` ≠ 0) and an exit
+   * for the port lists Conflux=1, falling back to one circuit when the set cannot be built;
+   * true: sets only; false: single circuits.
    */
-  conflux?: boolean;
+  conflux?: boolean | 'auto';
 }
 
 export interface BuildConfluxOptions extends WaitOptions {
@@ -124,8 +126,12 @@ export interface TorClientStats {
   readonly channels: { open: number; opened: number; reused: number; idleClosed: number };
   /** Circuits built ahead and ready (`preemptiveCircuits`). */
   readonly circuitsAhead: number;
-  /** Exit circuits for `connect`: held now; streams opened, circuits built, reused, retries, retired. */
-  readonly exits: { circuits: number; streams: number; built: number; reused: number; retries: number; retired: number };
+  /**
+   * Exit circuits for `connect`: held now (a conflux set counts once); streams opened,
+   * circuits built, reused, retries, retired; of those built, how many were conflux sets,
+   * and how often a set could not be built and one circuit was used instead.
+   */
+  readonly exits: { circuits: number; streams: number; built: number; reused: number; retries: number; retired: number; conflux: number; confluxFallbacks: number };
   /** Rendezvous circuits for `connect` to .onion names: held now; streams opened, circuits opened, reused, descriptors fetched again. */
   readonly onions: { circuits: number; streams: number; opened: number; reused: number; descriptorRefetches: number };
 }
@@ -163,6 +169,8 @@ export class TorClient extends EventEmitter<TorClientEvents> {
   private readonly agents: { http?: TorHttpAgent; https?: TorHttpsAgent } = {};
   private readonly socksServers = new Set<SocksServer>();
   private prebuilding: Promise<void> | undefined;
+  private confluxBuilt = 0;
+  private confluxFallbacks = 0;
 
   private constructor(
     readonly network: Network,
@@ -173,10 +181,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     this.cache = options.cacheDir ? new DirCache(options.cacheDir) : undefined;
     this.channels = new ChannelManager({ idleTimeoutMs: options.channelIdleTimeoutMs, connect: options.connectRelay });
     this.exits = new ExitPool({
-      build: (port, exclude, wait) => {
-        const bounded = { signal: wait.signal, timeoutMs: Math.min(wait.timeoutMs, DEFAULT_BUILD_TIMEOUT_MS) };
-        return options.conflux ? this.buildConflux({ exitPort: port, exclude, ...bounded }) : this.buildCircuit({ exitPort: port, exclude, ...bounded });
-      },
+      build: (port, exclude, wait) => this.buildExitCircuit(port, exclude, { signal: wait.signal, timeoutMs: Math.min(wait.timeoutMs, DEFAULT_BUILD_TIMEOUT_MS) }),
       relay: (rsa) => this.consensus.relays.find((r) => r.rsa === rsa),
       maxDirtinessMs: options.maxCircuitDirtinessMs,
     });
@@ -240,7 +245,7 @@ export class TorClient extends EventEmitter<TorClientEvents> {
       })),
       channels: { open: this.channels.size, ...this.channels.counters },
       circuitsAhead: this.prebuilt?.isOpen ? 1 : 0,
-      exits: { circuits: this.exits.size, ...this.exits.counters },
+      exits: { circuits: this.exits.size, ...this.exits.counters, conflux: this.confluxBuilt, confluxFallbacks: this.confluxFallbacks },
       onions: { circuits: this.onions.size, streams: this.onions.counters.streams, opened: this.onions.counters.circuits, reused: this.onions.counters.reused, descriptorRefetches: this.onions.counters.descriptorRefetches },
     };
   }
@@ -461,12 +466,40 @@ export class TorClient extends EventEmitter<TorClientEvents> {
     throw new CircuitBuildError(failures);
   }
 
+  /** What `connect` opens streams on: a conflux set or one circuit, as `options.conflux` says. */
+  private async buildExitCircuit(port: number, exclude: readonly string[], wait: WaitOptions): Promise<TorCircuit | ConfluxCircuit> {
+    const mode = this.options.conflux ?? 'auto';
+    if (mode === false || (mode === 'auto' && !this.confluxAllowed(port, exclude))) return this.buildCircuit({ exitPort: port, exclude, ...wait });
+    try {
+      const set = await this.buildConflux({ exitPort: port, exclude, ...(mode === 'auto' ? { attempts: 1 } : {}), ...wait });
+      this.confluxBuilt++;
+      return set;
+    } catch (err) {
+      if (mode === true) throw err;
+      if (err instanceof AbortError || this.closed) throw err;
+      // tor too uses an ordinary circuit when no linked set is to be had.
+      this.confluxFallbacks++;
+      return this.buildCircuit({ exitPort: port, exclude, ...wait });
+    }
+  }
+
+  /** The consensus allows conflux (congestion control on, cfx_enabled ≠ 0: conflux_is_enabled) and some exit for `port` offers it. */
+  private confluxAllowed(port: number, exclude: readonly string[]): boolean {
+    const params = this.consensus.params;
+    return (params.cfx_enabled ?? 1) !== 0 && congestionControlEnabled(params) && this.confluxExits(port, new Set(exclude)).length > 0;
+  }
+
+  /** Exits a conflux set to `port` may use: Conflux=1 and congestion control, the port accepted. */
+  private confluxExits(port: number, avoid: ReadonlySet<string>): RelayInfo[] {
+    return this.consensus.relays.filter(
+      (r) => !avoid.has(r.rsa) && r.flags.includes('Exit') && !r.flags.includes('BadExit') && r.flags.includes('Running') && r.flags.includes('Valid') && r.flags.includes('Fast') && supportsVersion(r.protocols.Conflux, 1) && this.offersCongestionControl(r) && policyAllows(r.exitPolicy.ipv4, port),
+    );
+  }
+
   /** The legs' paths: one exit for all (Conflux=1, congestion control, the port), no guard or middle shared (conflux_add_*_to_exclude_list). */
   private chooseConfluxPaths(legs: number, port: number, avoid: ReadonlySet<string>): RelayInfo[][] {
     const view = this.consensus;
-    const exits = view.relays.filter(
-      (r) => !avoid.has(r.rsa) && r.flags.includes('Exit') && !r.flags.includes('BadExit') && r.flags.includes('Running') && r.flags.includes('Valid') && r.flags.includes('Fast') && supportsVersion(r.protocols.Conflux, 1) && this.offersCongestionControl(r) && policyAllows(r.exitPolicy.ipv4, port),
-    );
+    const exits = this.confluxExits(port, avoid);
     const exit = chooseWeighted(exits, (r) => positionWeight(r, 'exit', view.bandwidthWeights, view.params.bwweightscale), Math.random);
     if (!exit) throw new BadArgumentError(`no exit for a conflux set accepts port ${port} (Conflux=1 and congestion control needed; ${exits.length} of ${view.relays.length} relays qualify)`);
     const used = new Set(avoid);

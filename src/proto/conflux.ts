@@ -47,8 +47,8 @@ export const ConfluxUx = {
 export type ConfluxUx = (typeof ConfluxUx)[keyof typeof ConfluxUx];
 const UX_MAX = 4;
 
-/** Relay commands a set sends and delivers in one sequence (conflux_should_multiplex). */
-const MULTIPLEXED = new Set([1 /* BEGIN */, 2 /* DATA */, 3 /* END */, 4 /* CONNECTED */, 11 /* RESOLVE */, 12 /* RESOLVED */]);
+/** Relay commands a set sends and delivers in one sequence (conflux_should_multiplex: XOFF and XON too, for their order against BEGIN/END). */
+const MULTIPLEXED = new Set([1 /* BEGIN */, 2 /* DATA */, 3 /* END */, 4 /* CONNECTED */, 11 /* RESOLVE */, 12 /* RESOLVED */, 43 /* XOFF */, 44 /* XON */]);
 
 /** Does this relay command carry a conflux sequence number (conflux_should_multiplex)? */
 export function confluxShouldMultiplex(command: number): boolean {
@@ -151,8 +151,14 @@ interface Leg {
   lastSeqRecv: number;
 }
 
-/** tor's conflux_params_get_max_oooq counts bytes of conflux_cell_t; we count cells. */
-export const DEFAULT_MAX_OOO_CELLS = 2048;
+/**
+ * tor's conflux_params_get_max_oooq counts bytes of conflux_cell_t and defaults to
+ * INT32_MAX; we count cells. A leg that runs ahead of another fills the queue by up to its
+ * congestion window (legitimately: measured here, 2,138 cells ahead on loopback with the
+ * CPU shared); proto/confluxlegs holds circuit SENDMEs while many wait, so only an exit
+ * ignoring its window comes near this.
+ */
+export const DEFAULT_MAX_OOO_CELLS = 16_384;
 
 /**
  * One conflux set's sequence numbers (client side). Cells are opaque (`T`); the caller

@@ -102,8 +102,8 @@ test('codec property: LINK / LINKED / SWITCH round-trip; any bytes decode or thr
   );
 });
 
-test('multiplexed commands: BEGIN DATA END CONNECTED RESOLVE RESOLVED, nothing circuit-level', () => {
-  assert.deepEqual([...Array(64).keys()].filter(confluxShouldMultiplex), [1, 2, 3, 4, 11, 12]);
+test('multiplexed commands: BEGIN DATA END CONNECTED RESOLVE RESOLVED XOFF XON, nothing circuit-level', () => {
+  assert.deepEqual([...Array(64).keys()].filter(confluxShouldMultiplex), [1, 2, 3, 4, 11, 12, 43, 44]);
 });
 
 // ---------------------------------------------------------------------------------------

@@ -450,6 +450,24 @@ test('SENDMEs of leg 1 are held while leg 0’s consumer is far behind, and sent
   assert.deepEqual(h.events.closed, []);
 });
 
+test('SENDMEs are held on every leg while holdAt cells wait out of order, and sent once the gap fills', () => {
+  const h = linkedWithStream({ holdAt: 4 });
+  const id = h.stream.handle.id;
+  h.exit.send(0, DATA, id, body(0)); // stays on the wire of leg 0: the cells after it wait
+  for (let i = 1; i <= SENDME_INC; i++) h.exit.send(1, DATA, id, body(i));
+  h.exit.flush(1);
+  assert.equal(h.set.set.queued, SENDME_INC);
+  assert.equal(h.legs[1]!.take().filter((m) => m.command === 5).length, 0, 'leg 1 holds its SENDME while the queue is long');
+  assert.equal(h.legs[1]!.circuit.counters.sendmesHeld, 1);
+  h.exit.flush(0);
+  assert.equal(h.set.set.queued, 0);
+  assert.deepEqual(concat(h.stream.got.chunks), concat([...Array(SENDME_INC + 1).keys()].map(body)), 'in order once the gap filled');
+  const out = h.legs[1]!.take().filter((m) => m.command === 5);
+  assert.equal(out.length, 1, 'released on leg 1');
+  assert.deepEqual([...SendmeMsg.decode(out[0]!.body).digest!], [...h.exit.sendmeDigests[1]![0]!]);
+  assert.deepEqual(h.events.closed, []);
+});
+
 test('XOFF and XON by leg 1 reach leg 0’s stream: its packaging stops, then resumes (sent by leg 0)', () => {
   const h = linkedWithStream();
   const id = h.stream.handle.id;
@@ -471,7 +489,7 @@ test('XOFF and XON by leg 1 reach leg 0’s stream: its packaging stops, then re
   assert.ok(h.legs.every((l) => l.circuit.state === 'open'), 'both legs open');
 });
 
-test('tor’s exit sequences its XON/XOFF (conflux_should_multiplex): DATA after an XOFF/XON and a SWITCH still arrives', { todo: 'proto/conflux.ts MULTIPLEXED lacks XOFF (43) and XON (44), which tor 0.4.9 multiplexes: the client’s sequence numbers fall behind the exit’s and the cell after the next SWITCH waits forever' }, () => {
+test('tor’s exit sequences its XON/XOFF (conflux_should_multiplex): DATA after an XOFF/XON and a SWITCH still arrives', () => {
   const h = linkedWithStream();
   const id = h.stream.handle.id;
   h.exit.send(0, DATA, id, body(0));
@@ -494,7 +512,7 @@ test('fault: LINKED with a wrong nonce is a ProtocolError (tor closes the circui
   h.exit.raw(1, RELAY_COMMAND_CONFLUX_LINKED, 0, new ConfluxLinkedMsg(wrong, 0, 0, ConfluxUx.NO_OPINION).encode());
   h.exit.flushAll();
   assert.equal(h.events.linked, 0);
-  const error = tornDown(h, ProtocolError, /conflux leg 1: LINKED nonce does not match/, { leg: 1, by: 'client' });
+  const error = tornDown(h, ProtocolError, /conflux leg 1 \(circuit \d+, hop #2 \([a-zA-Z]+\)\): LINKED nonce does not match/, { leg: 1, by: 'client' });
   assert.equal(h.legs[1]!.destroyed[0], error, 'the leg at fault reports the violation');
   assert.equal(h.legs[0]!.destroyed[0], error, 'the other leg the same error');
 });
@@ -503,7 +521,7 @@ test('fault: a second LINKED on a leg is a ProtocolError (tor: "already linked. 
   const h = linkedWithStream();
   h.exit.raw(0, RELAY_COMMAND_CONFLUX_LINKED, 0, new ConfluxLinkedMsg(NONCE, 0, 0, ConfluxUx.NO_OPINION).encode());
   h.exit.flush(0);
-  tornDown(h, ProtocolError, /conflux leg 0: expected no LINKED in state linked/, { leg: 0, by: 'client' }, [h.stream.got]);
+  tornDown(h, ProtocolError, /conflux leg 0 \(circuit \d+, hop #2 \([a-zA-Z]+\)\): expected no LINKED in state linked/, { leg: 0, by: 'client' }, [h.stream.got]);
 });
 
 test('fault: LINKED twice on one leg before the other answered', () => {
@@ -512,7 +530,7 @@ test('fault: LINKED twice on one leg before the other answered', () => {
   h.exit.raw(1, RELAY_COMMAND_CONFLUX_LINKED, 0, new ConfluxLinkedMsg(NONCE, 0, 0, ConfluxUx.NO_OPINION).encode());
   h.exit.flush(1);
   assert.equal(h.events.linked, 0);
-  tornDown(h, ProtocolError, /conflux leg 1: expected no LINKED in state linked/, { leg: 1, by: 'client' });
+  tornDown(h, ProtocolError, /conflux leg 1 \(circuit \d+, hop #2 \([a-zA-Z]+\)\): expected no LINKED in state linked/, { leg: 1, by: 'client' });
 });
 
 for (const [command, name] of [[RELAY_COMMAND_CONFLUX_LINK, 'LINK'], [RELAY_COMMAND_CONFLUX_LINKED_ACK, 'LINKED_ACK']] as const) {
@@ -521,7 +539,7 @@ for (const [command, name] of [[RELAY_COMMAND_CONFLUX_LINK, 'LINK'], [RELAY_COMM
     const b = command === RELAY_COMMAND_CONFLUX_LINK ? new ConfluxLinkMsg(NONCE, 0, 0, ConfluxUx.NO_OPINION).encode() : new Uint8Array(0);
     h.exit.raw(1, command, 0, b);
     h.exit.flush(1);
-    tornDown(h, ProtocolError, new RegExp(`conflux leg 1 \\(circuit ${h.legs[1]!.circuit.circId}, hop #2 \\(exit\\)\\) sent relay command ${command}`), { leg: 1, by: 'client' }, [h.stream.got]);
+    tornDown(h, ProtocolError, new RegExp(`conflux leg 1 \\(circuit ${h.legs[1]!.circuit.circId}, hop #2 \\(exit\\)\\): sent relay command ${command}`), { leg: 1, by: 'client' }, [h.stream.got]);
   });
 }
 
@@ -532,7 +550,7 @@ test('fault: a multiplexed DATA before LINKED is a ProtocolError', () => {
   h.exit.raw(1, DATA, 1, body(0));
   h.exit.flush(1);
   assert.equal(h.events.linked, 0);
-  tornDown(h, ProtocolError, /conflux leg 1: multiplexed cell on a leg that is linkSent, expected linked/, { leg: 1, by: 'client' });
+  tornDown(h, ProtocolError, /conflux leg 1 \(circuit \d+, hop #2 \([a-zA-Z]+\)\): multiplexed cell on a leg that is linkSent, expected linked/, { leg: 1, by: 'client' });
 });
 
 test('fault: a sequence number already delivered (leg 1 sends seq 1 again, no SWITCH) is a ProtocolError; the stream ends with it', () => {
@@ -540,7 +558,7 @@ test('fault: a sequence number already delivered (leg 1 sends seq 1 again, no SW
   h.exit.raw(1, DATA, h.stream.handle.id, body(0));
   h.exit.flush(1);
   assert.deepEqual(h.stream.got.chunks, [], 'not delivered');
-  tornDown(h, ProtocolError, /conflux leg 1: cell with sequence number 1, expected above 1 \(already delivered\)/, { leg: 1, by: 'client' }, [h.stream.got]);
+  tornDown(h, ProtocolError, /conflux leg 1 \(circuit \d+, hop #2 \([a-zA-Z]+\)\): cell with sequence number 1, expected above 1 \(already delivered\)/, { leg: 1, by: 'client' }, [h.stream.got]);
 });
 
 test('fault: both legs carrying the same waiting sequence number is a ProtocolError', () => {
@@ -555,7 +573,7 @@ test('fault: both legs carrying the same waiting sequence number is a ProtocolEr
   assert.equal(h.set.set.queued, 1, 'seq 3 waits');
   h.exit.flush(1);
   assert.deepEqual(h.stream.got.chunks, []);
-  tornDown(h, ProtocolError, /conflux leg 1: sequence number 3 already queued from another leg/, { leg: 1, by: 'client' }, [h.stream.got]);
+  tornDown(h, ProtocolError, /conflux leg 1 \(circuit \d+, hop #2 \([a-zA-Z]+\)\): sequence number 3 already queued from another leg/, { leg: 1, by: 'client' }, [h.stream.got]);
 });
 
 test('fault: a full out-of-order queue (maxQueued) is a LimitError; the set closes, the stream ends with it', () => {
@@ -567,7 +585,7 @@ test('fault: a full out-of-order queue (maxQueued) is a LimitError; the set clos
   assert.equal(h.set.set.queued, 4, 'four wait');
   assert.deepEqual(h.events.closed, []);
   h.exit.flush(1);
-  const error = tornDown(h, LimitError, /conflux leg 1: out-of-order queue full \(4 cells waiting for 2, got 7\)/, { leg: 1, by: 'client' }, [h.stream.got]);
+  const error = tornDown(h, LimitError, /conflux leg 1 \(circuit \d+, hop #2 \(exit\)\): out-of-order queue full \(4 cells waiting for 2, got 7\)/, { leg: 1, by: 'client' }, [h.stream.got]);
   assert.equal(error.limit, 4);
   assert.deepEqual(h.stream.got.chunks, []);
 });
