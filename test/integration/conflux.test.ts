@@ -29,7 +29,7 @@ describe('conflux with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
   });
   after(() => fixture?.close());
 
-  it('links two legs to one exit through distinct guards and middles; 20 MiB down in order over both', async () => {
+  it('links two legs to one exit through distinct guards and middles; 20 MiB down in order over both', { timeout: 90_000 }, async () => {
     const set = await client.buildConflux({ exitPort: net().http.port });
     try {
       assert.equal(set.legs.length, 2);
@@ -50,7 +50,7 @@ describe('conflux with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
     assert.ok(set.legs.every((l) => !l.isOpen));
   });
 
-  it('5 MiB up intact (sent by leg 0)', async () => {
+  it('5 MiB up intact (sent by leg 0)', { timeout: 90_000 }, async () => {
     const set = await client.buildConflux({ exitPort: echoPort });
     try {
       const stream = await set.openStream('127.0.0.1', echoPort);
@@ -61,7 +61,7 @@ describe('conflux with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
     }
   });
 
-  it('a leg closing closes the set and ends its streams', async () => {
+  it('a leg closing closes the set and ends its streams', { timeout: 90_000 }, async () => {
     const set = await client.buildConflux({ exitPort: echoPort });
     const stream = await set.openStream('127.0.0.1', echoPort);
     stream.on('error', () => {});
@@ -73,7 +73,18 @@ describe('conflux with tor 0.4.9 exits', { skip: testnetSkipReason() }, () => {
     assert.ok(set.legs.every((l) => !l.isOpen));
   });
 
-  it('client.connect with conflux: true opens streams on one set, reused; orport fetch --conflux', async () => {
+  it("client.connect by default ('auto') uses a set where the network offers one", { timeout: 90_000 }, async () => {
+    const before = client.stats.exits;
+    const stream = await client.connect('127.0.0.1', echoPort, { isolation: 'conflux-auto' });
+    assert.ok((await echoRoundTrip(stream, 256 * 1024)).intact);
+    stream.destroy();
+    const after = client.stats.exits;
+    assert.equal(after.built - before.built, 1);
+    assert.equal(after.conflux - before.conflux, 1, 'the circuit built is a conflux set');
+    assert.equal(after.confluxFallbacks, before.confluxFallbacks);
+  });
+
+  it('client.connect with conflux: true opens streams on one set, reused; orport fetch --conflux', { timeout: 90_000 }, async () => {
     const cfx = await TorClient.create({ network: Network.fromTorrc(readFileSync(net().networkFile, 'utf8')), refresh: false, timeoutMs: 60_000, conflux: true });
     try {
       const port = net().http.port;
