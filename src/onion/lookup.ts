@@ -105,7 +105,12 @@ export interface OnionDescriptorResult {
   /** The descriptor as the HSDir sent it (latin1). */
   readonly text: string;
   readonly fetchedAt: Date;
-  /** When the cache drops it: fetch time + descriptor-lifetime, the signing cert's expiry or the period's end, whichever comes first. */
+  /**
+   * When the cache drops it by the clock: fetch time + descriptor-lifetime or the signing
+   * cert's expiry, whichever comes first. It is dropped sooner when the client's consensus
+   * enters another time period (consensus time, as tor: the blinded key and `path` change),
+   * so a lookup that ends just after the period's wall-clock end still caches.
+   */
   readonly expiresAt: Date;
   /** What each HSDir asked did. */
   readonly attempts: readonly OnionHsDirAttempt[];
@@ -227,11 +232,10 @@ export async function fetchOnionDescriptor(client: OnionLookupClient, address: s
       if (outcome.found) {
         const fetchedAt = now();
         const { descriptor, text } = outcome.found;
-        const expiry = Math.min(
-          fetchedAt.getTime() + descriptor.outer.lifetimeMinutes * 60_000,
-          descriptor.outer.signingKeyCert.expires.getTime(),
-          ring.period.end.getTime(),
-        );
+        // Wall-clock expiry: lifetime and signing cert. The period's end is consensus time, as
+        // tor's cached_client_descriptor_has_expired (hs_cache.c) compares it with the live
+        // consensus' valid-after: a new period changes the blinded key and so `path`.
+        const expiry = Math.min(fetchedAt.getTime() + descriptor.outer.lifetimeMinutes * 60_000, descriptor.outer.signingKeyCert.expires.getTime());
         const result: OnionDescriptorResult = {
           address: onion.hostname,
           identityKey: onion.publicKey,

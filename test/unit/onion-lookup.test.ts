@@ -5,15 +5,18 @@
  * all 404 → E_ONION_DESC_NOT_FOUND, 503 / circuit failures → E_ONION_DESC_FETCH, a 200 that
  * does not verify → E_ONION_DESC_INVALID (cause: the decoder's error), the lookup's
  * timeout → TimeoutError, the caller's signal → AbortError; circuits are always closed;
- * the time period follows the test-network rule (24 × the voting interval).
+ * the time period follows the test-network rule (24 × the voting interval); a descriptor found
+ * just after the period's wall-clock end is cached until the consensus enters the next period
+ * (tor's hs_cache.c measures that end in consensus time).
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { AbortError, DecodeError, OnionServiceError, TimeoutError } from '../../src/errors.js';
 import { encodeOnionAddress, parseOnionAddress } from '../../src/onion/address.js';
-import { blindPublicKey, descriptorPath } from '../../src/onion/keys.js';
+import { blindPublicKey, descriptorPath, subcredential } from '../../src/onion/keys.js';
 import { fetchOnionDescriptor, onionRingView, type OnionLookupClient } from '../../src/onion/lookup.js';
+import { blindedSigner, encodeHsDescriptor } from '../../src/testing/hsdesc.js';
 
 function key32(): Uint8Array {
   const der = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' });
@@ -126,4 +129,41 @@ test('bounded: a silent HSDir costs hsdirTimeoutMs, the lookup stops at timeoutM
   const aborted = await fetchOnionDescriptor(silent, address, { signal: controller.signal, hsdirTimeoutMs: 10_000 }).catch((e: unknown) => e);
   assert.ok(aborted instanceof AbortError, String(aborted));
   await assert.rejects(fetchOnionDescriptor(silent, 'not-an-onion.onion'), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'E_BAD_ARGUMENT');
+});
+
+test('a descriptor found after the period ends by the clock, before the consensus moves on, is cached; the next period asks again', async () => {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const seed = new Uint8Array(Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url'));
+  const identity = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-32));
+  const onion = encodeOnionAddress(identity);
+  const log = { paths: [] as string[][], requests: [] as string[], closed: 0 };
+  let text = '';
+  const client = fakeClient(() => `HTTP/1.0 200 OK\r\n\r\n${text}`, log);
+  const { period } = onionRingView(client);
+  const blinded = blindedSigner(seed, identity, period);
+  const signing = generateKeyPairSync('ed25519');
+  const late = new Date(period.end.getTime() + 20_000);
+  text = encodeHsDescriptor({
+    blinded,
+    signingKey: signing.privateKey,
+    signingPublicKey: new Uint8Array(signing.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)),
+    subcredential: subcredential(identity, blinded.publicKey),
+    introPoints: [{ linkSpecifiers: [{ type: 0, data: new Uint8Array([127, 0, 0, 1, 0x3a, 0x98]) }, { type: 2, data: new Uint8Array(20).fill(7) }], onionKey: key32(), authKey: key32(), encKey: key32() }],
+    now: late,
+    random: (n) => new Uint8Array(n).fill(9),
+  });
+  const found = await fetchOnionDescriptor(client, onion, { now: () => late });
+  assert.equal(found.fromCache, false);
+  assert.ok(found.expiresAt > late, `expires ${found.expiresAt.toISOString()}, after the fetch at ${late.toISOString()} (the period ended ${period.end.toISOString()})`);
+  const again = await fetchOnionDescriptor(client, onion, { now: () => late });
+  assert.equal(again.fromCache, true, 'the consensus is still in the period: the cached descriptor');
+  assert.equal(log.requests.length, 1);
+  // The next consensus is in the next period: another blinded key, another path, asked again.
+  const va = period.end.getTime() + 10_000;
+  Object.assign(client.consensus, { validAfter: new Date(va), freshUntil: new Date(va + 10_000), validUntil: new Date(va + 30_000) });
+  assert.equal(onionRingView(client).period.number, period.number + 1);
+  const next = await fetchOnionDescriptor(client, onion, { now: () => late }).catch((e: unknown) => e);
+  assert.ok(log.requests.length > 1, 'the HSDirs are asked again');
+  assert.notEqual(log.requests[1], log.requests[0]);
+  assert.ok(next instanceof OnionServiceError && next.code === 'E_ONION_DESC_INVALID', `the old period's descriptor does not verify for the new blinded key: ${String(next)}`);
 });
