@@ -20,8 +20,19 @@ test('npm pack → npm install in a scratch project → the entries import, with
     execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     const tarball = readdirSync(scratch).find((f) => f.endsWith('.tgz'));
     assert.ok(tarball, 'npm pack wrote a tarball');
+    // No registry here (a test reaches loopback only), and after `npm ci` npm's cache holds
+    // tarballs but no registry metadata: the runtime dependencies, packed from node_modules,
+    // are installed beside the package so npm resolves nothing remotely.
+    const deps = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: root }).toString().trim().split('\n').slice(1);
+    assert.ok(deps.length >= 2, `runtime dependencies: ${deps.join(', ')}`);
+    for (const dir of deps) execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', scratch], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const tarballs = readdirSync(scratch).filter((f) => f.endsWith('.tgz')).map((f) => `./${f}`);
     writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
-    execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--silent', `./${tarball}`], { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      execFileSync('npm', ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--silent', ...tarballs], { cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      assert.fail(`npm install ${tarballs.join(' ')} in the scratch project failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+    }
     const script = `
       const cell = await import('orport/cell');
       const datatype = await import('orport/datatype');
