@@ -799,7 +799,7 @@ export class CircuitMachine {
     if (!h.deliver.sendmeDue) return;
     h.deliver.sentSendme();
     const cc = h.cc;
-    if (cc && (cc.owed.length > 0 || this.holding(hop) || (hop === this.hops.length - 1 && this.conflux?.holding() === true))) {
+    if (cc && (cc.owed.length > 0 || this.holdsSendmes(hop))) {
       // A consumer is far behind: the exit's cwnd fills and it stops (tor's exits keep packaging what they
       // read before an XOFF). One that sends on past its cwnd is not congestion-controlling: close.
       cc.owed.push(digest);
@@ -823,12 +823,22 @@ export class CircuitMachine {
     return false;
   }
 
-  /** Sends the circuit SENDMEs held for hop `hop`, in order, once no consumer there is far behind. */
+  /** Whether hop `hop`'s circuit SENDMEs wait: a consumer here, or (last hop of a conflux leg) one of the set, is far behind. */
+  private holdsSendmes(hop: number): boolean {
+    return this.holding(hop) || (hop === this.hops.length - 1 && this.conflux?.holding() === true);
+  }
+
+  /** Sends the circuit SENDMEs held for hop `hop`, in order, unless they still wait. */
+  private flushOwedSendmes(hop: number): void {
+    const cc = this.hops[hop]?.cc;
+    if (!cc || cc.owed.length === 0 || this.state !== 'open' || this.holdsSendmes(hop)) return;
+    for (const digest of cc.owed.splice(0)) this.sendCircuitSendme(hop, digest);
+  }
+
+  /** A consumer on hop `hop` drained: its conflux set hears it, and the held SENDMEs go if nothing else waits. */
   private releaseSendmes(hop: number): void {
     if (this.conflux && hop === this.hops.length - 1) this.conflux.drained();
-    const cc = this.hops[hop]?.cc;
-    if (!cc || cc.owed.length === 0 || this.state !== 'open' || this.holding(hop) || (hop === this.hops.length - 1 && this.conflux?.holding() === true)) return;
-    for (const digest of cc.owed.splice(0)) this.sendCircuitSendme(hop, digest);
+    this.flushOwedSendmes(hop);
   }
 
   // -------------------------------------------------------------------------------
@@ -870,10 +880,7 @@ export class CircuitMachine {
 
   /** Sends the circuit SENDMEs held for the last hop, unless a consumer is still behind. */
   releaseHeldSendmes(): void {
-    const hop = this.hops.length - 1;
-    const cc = this.hops[hop]?.cc;
-    if (!cc || cc.owed.length === 0 || this.state !== 'open' || this.holding(hop) || this.conflux?.holding() === true) return;
-    for (const digest of cc.owed.splice(0)) this.sendCircuitSendme(hop, digest);
+    this.flushOwedSendmes(this.hops.length - 1);
   }
 
   /** tor-spec 7.4: stream SENDMEs while the window is ≤ 450 and the consumer keeps up. */
