@@ -4,7 +4,8 @@
  * and by C tor's client (the network's client node: `curl --socks5-hostname` through its
  * SocksPort, output to /dev/null), rounds alternating, in one run. Reports MB/s and the
  * client's CPU seconds per MiB: orport's own process (process.cpuUsage: TLS, three
- * layers of relay crypto, digests, SENDMEs, delivery into a Readable) against the tor
+ * layers of relay crypto, digests, SENDMEs, delivery into a Readable; the network, its
+ * forwarders and file server run in bench/testnet-host's process) against the tor
  * client process (utime + stime from /proc/PID/stat; curl's CPU is the application's,
  * not counted), and the ratios.
  *
@@ -309,14 +310,15 @@ async function perLatency(opts: Options): Promise<number> {
   }
   if (opts.json) process.stdout.write(JSON.stringify(table, null, 1) + '\n');
   else {
-    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport conflux | orport fixed | C tor (conflux) | C tor one circuit | conflux / C tor | CC / C tor one circuit | CC / fixed | conflux / fixed | load |', '|---|---|---|---|---|---|---|---|---|---|---|'];
+    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport conflux | orport fixed | C tor (conflux) | C tor one circuit | conflux / C tor | CC / C tor one circuit | CC / fixed | conflux / fixed | CPU s/MiB: orport conflux, C tor (ratio) | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|'];
+    const cpu = (ours: number, theirs: number) => `${ours.toFixed(4)}, ${theirs.toFixed(4)} (${(ours / theirs).toFixed(2)}×)`;
     for (const t of table) {
       const cc = t.summary.orport.mbps;
       const fixed = t.summary['orport fixed windows'].mbps;
       const ctor = t.summary['C tor'].mbps;
       const one = t.summary['C tor one circuit'].mbps;
       const cfx = t.summary['orport conflux'].mbps;
-      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${cfx.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cfx / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${(cfx / fixed).toFixed(2)}× | ${t.load} |`);
+      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${cfx.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cfx / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${(cfx / fixed).toFixed(2)}× | ${cpu(t.summary['orport conflux'].cpuPerMiB, t.summary['C tor'].cpuPerMiB)} | ${t.load} |`);
     }
     lines.push('targets (issue 13): at 25 ms CC ≥ 1.0× C tor and ≥ 2× fixed windows; at 0 ms CC no slower than fixed windows (C tor uses conflux: compare like with like, conflux / C tor and CC / C tor one circuit)');
     process.stdout.write(lines.join('\n') + '\n');

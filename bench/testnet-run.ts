@@ -2,17 +2,59 @@
  * bench/testnet-run — how a bench gets the private network: the one in
  * ORPORT_TESTNET_JSON (inside `orport testnet -- …` or `npm test`), or one it boots
  * itself (ensureIsolated(): as root it re-executes under `unshare --net`, so every tor
- * runs in a namespace with only loopback; then startTestnet()) and stops at the end.
+ * runs in a namespace with only loopback; then startTestnet() in a child process,
+ * bench/testnet-host, so that the launcher's forwarders and file server use neither the
+ * measured client's event loop nor its CPU clock) and stops at the end.
  * SIGINT / SIGTERM abort the run's signal; an interrupted run exits 130. `latencyMs` /
  * `rateBytesPerSec` boot it with delayed links (a network from ORPORT_TESTNET_JSON keeps
  * its own; a mismatch is said); `onion` with the client node's onion service.
  *
  * Layer: bench support (uses src/testnet). Measures nothing itself.
  */
-import { setMaxListeners } from 'node:events';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once, setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { AbortError } from '../src/errors.js';
-import { ensureIsolated, parseTestnetDescription, startTestnet, type Testnet, type TestnetDescription } from '../src/testnet/index.js';
+import { ensureIsolated, parseTestnetDescription, type TestnetDescription, type TestnetOptions } from '../src/testnet/index.js';
+
+/** A network booted by bench/testnet-host in a child process. */
+interface HostedTestnet {
+  readonly description: TestnetDescription;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/testnet-host with `options`; resolves once it says the network is up (its jsonPath). */
+async function startHostedTestnet(options: TestnetOptions, verbose: boolean, signal: AbortSignal): Promise<HostedTestnet> {
+  const script = fileURLToPath(new URL(`./testnet-host${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, script, JSON.stringify({ options, verbose })], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit');
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.stdin?.end();
+      const timer = setTimeout(() => child.kill('SIGTERM'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+  const onAbort = () => child.kill('SIGTERM');
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const lines = createInterface({ input: child.stdout! });
+    const first = await Promise.race([once(lines, 'line').then(([line]) => String(line)), exited.then(() => undefined)]);
+    lines.close();
+    if (first === undefined) throw new Error(`bench/testnet-host exited (${child.exitCode ?? child.signalCode}) before the network was up`);
+    const said = JSON.parse(first) as { jsonPath?: string; error?: string };
+    if (!said.jsonPath) throw new Error(`bench/testnet-host: ${said.error ?? first}`);
+    return { description: parseTestnetDescription(readFileSync(said.jsonPath, 'utf8'), said.jsonPath), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
 
 export interface TestnetRunOptions {
   /** The bench's name, for messages. */
@@ -52,7 +94,7 @@ export async function runOnTestnet(options: TestnetRunOptions, bench: (descripti
     if (outcome.kind === 'reexecuted') return outcome.exitCode;
   }
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, onSignal);
-  let testnet: Testnet | undefined;
+  let testnet: HostedTestnet | undefined;
   try {
     if (jsonPath) {
       const given = parseTestnetDescription(readFileSync(jsonPath, 'utf8'), jsonPath);
@@ -64,16 +106,12 @@ export async function runOnTestnet(options: TestnetRunOptions, bench: (descripti
     }
     const links = options.latencyMs || options.rateBytesPerSec ? ` (links: ${options.latencyMs ?? 0} ms one way, rate ${options.rateBytesPerSec ?? 'unlimited'})` : '';
     say(`booting a private Tor network on 127.0.0.1${links}…`);
-    testnet = await startTestnet({
-      signal: interrupt.signal,
-      httpFileBytes: options.httpFileBytes ?? 1024,
-      client: options.client,
-      latencyMs: options.latencyMs,
-      rateBytesPerSec: options.rateBytesPerSec,
-      onion: options.onion,
-      log: options.verbose ? (m) => process.stderr.write(`  ${m}\n`) : undefined,
-    });
-    const description = testnet.describe();
+    testnet = await startHostedTestnet(
+      { httpFileBytes: options.httpFileBytes ?? 1024, client: options.client, latencyMs: options.latencyMs, rateBytesPerSec: options.rateBytesPerSec, onion: options.onion },
+      options.verbose ?? false,
+      interrupt.signal,
+    );
+    const { description } = testnet;
     say(`network up in ${(description.timings.totalMs / 1000).toFixed(1)} s`);
     return await run(description);
   } catch (err) {
