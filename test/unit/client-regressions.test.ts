@@ -5,6 +5,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { Relay, parseHttpResponse } from '../../src/index.js';
+import { QUICK_ACK_BULK_BYTES, QUICK_ACK_INTERVAL_MS, quickAckDue } from '../../src/client/relay.js';
 import { buildCertChain, type GeneratedChain } from '../../src/testing/certchain.js';
 import { startFakeRelay, type FakeRelay, type FakeRelayOptions } from '../../src/testing/fakerelay.js';
 import { noLeaks } from '../support/leaks.js';
@@ -89,4 +90,38 @@ test('a non-optimistic request goes out only after CONNECTED', async () => {
     },
   );
   assert.deepEqual(order, ['BEGIN_DIR', 'CONNECTED', 'request']);
+});
+
+test('quick ACKs: every small chunk is answered; large (bulk) chunks at most one per QUICK_ACK_INTERVAL_MS', () => {
+  const small = QUICK_ACK_BULK_BYTES - 1;
+  // A small chunk right after another still gets its VPADDING (a time-only limit left consensus.z waiting ~40 ms).
+  assert.equal(quickAckDue(small, 1, 0), true);
+  assert.equal(quickAckDue(QUICK_ACK_BULK_BYTES, 1, 0), false);
+  assert.equal(quickAckDue(QUICK_ACK_BULK_BYTES, QUICK_ACK_INTERVAL_MS, 0), true);
+  assert.equal(quickAckDue(16384, 0, -Infinity), true, 'the first one goes');
+});
+
+test('quick ACKs on the wire: a response in small chunks gets a VPADDING for each', async () => {
+  let vpaddings = 0;
+  await withFake(
+    {
+      hooks: {
+        request: async (conn, _next, _circuit, stream) => {
+          const before = conn.cellsIn.length;
+          for (let i = 0; i < 5; i++) {
+            stream.sendData(Buffer.from(i === 0 ? 'HTTP/1.0 200 OK\r\n\r\n' : `part ${i}\n`));
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          vpaddings = conn.cellsIn.slice(before).filter((c) => c.command === 128).length;
+          stream.end();
+        },
+      },
+    },
+    async (_fake, relay) => {
+      const circuit = await relay.createCircuit();
+      const response = parseHttpResponse(await circuit.directory('GET /doc HTTP/1.0\r\n\r\n', 1));
+      assert.equal(Buffer.from(response.body).toString(), 'part 1\npart 2\npart 3\npart 4\n');
+    },
+  );
+  assert.ok(vpaddings >= 4, `${vpaddings} VPADDING cells for 5 chunks 20 ms apart`);
 });
