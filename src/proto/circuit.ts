@@ -1135,8 +1135,9 @@ export class CircuitMachine {
   }
 
   /** A protocol violation on this circuit: DESTROY with reason PROTOCOL, report the violation. */
+  /** DESTROY for a violation: RESOURCELIMIT when a bound ran over (tor's conflux.c for a full out-of-order queue), else PROTOCOL. */
   private destroyFor(error: OrportError): void {
-    this.destroy(CloseReason.PROTOCOL, error);
+    this.destroy(error instanceof LimitError ? CloseReason.RESOURCELIMIT : CloseReason.PROTOCOL, error);
   }
 
   /** The channel under this circuit closed: no DESTROY can be sent. */

@@ -324,7 +324,7 @@ test('fault: LINKED with a wrong nonce: link rejects with a ProtocolError; that 
   });
 });
 
-test('fault: the out-of-order queue overflows (maxQueued passed to link): the stream errors with a LimitError; leg 1 DESTROYed (PROTOCOL), leg 0 with it', async () => {
+test('fault: the out-of-order queue overflows (maxQueued passed to link): the stream errors with a LimitError; leg 1 DESTROYed (RESOURCELIMIT, as conflux.c in tor), leg 0 with it', async () => {
   await withNet(answerLinked, async (net) => {
     const { legs, set, id, closed } = await linkedStream(net, { maxQueued: 2 });
     // Seq 2 never comes: leg 1 jumps to 5 and sends 6, 7, 8; the third waiting cell is one too many.
@@ -335,7 +335,7 @@ test('fault: the out-of-order queue overflows (maxQueued passed to link): the st
     assert.equal(error.limit, 2);
     assert.match(error.message, /conflux leg 1 \(circuit \d+, hop #2 \([a-zA-Z]+\)\): out-of-order queue full \(2 cells waiting for 2, got 8\)/);
     assert.equal(set.isOpen, false);
-    await legsClosed(net, legs, ['FINISHED', 'PROTOCOL']);
+    await legsClosed(net, legs, ['FINISHED', 'RESOURCELIMIT']);
     await othersUnaffected(net);
   });
 });

@@ -271,7 +271,8 @@ function bystandersUnaffected(h: SetHarness): void {
 
 /**
  * The set was torn down with an error of `cls`: reported once, every leg destroyed with a
- * DESTROY on the wire (the leg at fault: PROTOCOL; the others: FINISHED, as the set closes
+ * DESTROY on the wire (the leg at fault: RESOURCELIMIT for a LimitError, as tor's conflux.c
+ * for a full out-of-order queue, else PROTOCOL; the others: FINISHED, as the set closes
  * them), `streams` ended with that error, nothing queued, the bystanders untouched.
  */
 function tornDown<E extends OrportError>(h: SetHarness, cls: abstract new (...args: never[]) => E, message: RegExp, fault: { leg: number; by: 'client' | 'relay' }, streams: Got[] = []): E {
@@ -290,7 +291,10 @@ function tornDown<E extends OrportError>(h: SetHarness, cls: abstract new (...ar
     const destroys = leg.wire.destroys.get(leg.circuit.circId) ?? [];
     if (i !== fault.leg) assert.deepEqual(destroys, [CloseReason.toInt('FINISHED')], `leg ${i}: closed by the set (DESTROY, FINISHED)`);
     else if (fault.by === 'relay') assert.deepEqual(destroys, [], `leg ${i}: no DESTROY back for the relay's own`);
-    else assert.deepEqual(destroys, [CloseReason.toInt('PROTOCOL')], `leg ${i}: DESTROY (PROTOCOL) for its violation`);
+    else {
+      const expected: string = error instanceof LimitError ? 'RESOURCELIMIT' : 'PROTOCOL';
+      assert.deepEqual(destroys, [CloseReason.toInt(expected)], `leg ${i}: DESTROY (${expected}) for its violation`);
+    }
   }
   for (const got of streams) {
     assert.equal(got.ended.length, 1, 'the stream ended once');
