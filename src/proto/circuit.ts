@@ -1134,7 +1134,6 @@ export class CircuitMachine {
     this.finish(error ?? new CircuitDestroyedError('local', name, value));
   }
 
-  /** A protocol violation on this circuit: DESTROY with reason PROTOCOL, report the violation. */
   /** DESTROY for a violation: RESOURCELIMIT when a bound ran over (tor's conflux.c for a full out-of-order queue), else PROTOCOL. */
   private destroyFor(error: OrportError): void {
     this.destroy(error instanceof LimitError ? CloseReason.RESOURCELIMIT : CloseReason.PROTOCOL, error);

@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
+import { ed25519RawPublicKey } from '../../src/crypto/ed25519cert.js';
 import { AbortError, DecodeError, OnionServiceError, TimeoutError } from '../../src/errors.js';
 import { encodeOnionAddress, parseOnionAddress } from '../../src/onion/address.js';
 import { blindPublicKey, descriptorPath, subcredential } from '../../src/onion/keys.js';
@@ -134,7 +135,7 @@ test('bounded: a silent HSDir costs hsdirTimeoutMs, the lookup stops at timeoutM
 test('a descriptor found after the period ends by the clock, before the consensus moves on, is cached; the next period asks again', async () => {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const seed = new Uint8Array(Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url'));
-  const identity = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-32));
+  const identity = ed25519RawPublicKey(publicKey);
   const onion = encodeOnionAddress(identity);
   const log = { paths: [] as string[][], requests: [] as string[], closed: 0 };
   let text = '';
@@ -146,7 +147,7 @@ test('a descriptor found after the period ends by the clock, before the consensu
   text = encodeHsDescriptor({
     blinded,
     signingKey: signing.privateKey,
-    signingPublicKey: new Uint8Array(signing.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)),
+    signingPublicKey: ed25519RawPublicKey(signing.publicKey),
     subcredential: subcredential(identity, blinded.publicKey),
     introPoints: [{ linkSpecifiers: [{ type: 0, data: new Uint8Array([127, 0, 0, 1, 0x3a, 0x98]) }, { type: 2, data: new Uint8Array(20).fill(7) }], onionKey: key32(), authKey: key32(), encKey: key32() }],
     now: late,
