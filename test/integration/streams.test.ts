@@ -24,6 +24,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const cli = (args: string[], timeout = 120_000) => runCli(args, timeout);
+/** Each test is bounded: a stalled stream fails its test instead of hanging the suite (the downloads have no deadline of their own). */
+const BOUNDED = { timeout: 180_000 };
 
 /** A closed loopback port: listen on a free one, then close it. */
 async function closedPort(): Promise<number> {
@@ -48,7 +50,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
   });
   after(() => fixture?.close());
 
-  it('circuit.openStream: the test file over three hops, sha256 equal; CONNECTED names the address', async () => {
+  it('circuit.openStream: the test file over three hops, sha256 equal; CONNECTED names the address', BOUNDED, async () => {
     const circuit = await client.buildCircuit({ exitPort: net().http.port });
     try {
       const stream = await circuit.openStream('127.0.0.1', net().http.port);
@@ -64,7 +66,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     }
   });
 
-  it('client.connect: the test file, sha256 equal; a second stream reuses the circuit', async () => {
+  it('client.connect: the test file, sha256 equal; a second stream reuses the circuit', BOUNDED, async () => {
     const built = client.stats.exits.built;
     const stream = await client.connect('127.0.0.1', net().http.port);
     const got = await download(stream, filePath());
@@ -74,7 +76,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     assert.equal(client.stats.exits.built - built, 1, 'one circuit for both streams');
   });
 
-  it('10 concurrent downloads on one circuit, and on 10 circuits (10 isolation keys)', async () => {
+  it('10 concurrent downloads on one circuit, and on 10 circuits (10 isolation keys)', BOUNDED, async () => {
     const circuit = await client.buildCircuit({ exitPort: net().http.port });
     try {
       const streams = await Promise.all(Array.from({ length: 10 }, () => circuit.openStream('127.0.0.1', net().http.port)));
@@ -90,7 +92,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     for (const r of results) assert.equal(r.sha256, net().http.fileSha256);
   });
 
-  it('client.fetch and http.get with client.httpAgent: the test file, sha256 equal', async () => {
+  it('client.fetch and http.get with client.httpAgent: the test file, sha256 equal', BOUNDED, async () => {
     const url = `http://127.0.0.1:${net().http.port}${filePath()}`;
     const response = await client.fetch(url);
     assert.equal(response.status, 200);
@@ -108,7 +110,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     assert.equal(viaAgent, net().http.fileSha256);
   });
 
-  it('orport fetch -o FILE and orport socks with curl --socks5-hostname: the test file, sha256 equal', async () => {
+  it('orport fetch -o FILE and orport socks with curl --socks5-hostname: the test file, sha256 equal', BOUNDED, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orport-fetch-'));
     try {
       const url = `http://127.0.0.1:${net().http.port}${filePath()}`;
@@ -126,7 +128,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     assert.match(socks.stdout, /127\.0\.0\.1:\d+/);
   });
 
-  it('an upload of 6 MiB to a loopback echo server arrives intact and echoes back', async () => {
+  it('an upload of 6 MiB to a loopback echo server arrives intact and echoes back', BOUNDED, async () => {
     const stream = await client.connect('127.0.0.1', echoPort);
     const data = Buffer.alloc(6 * 1024 * 1024);
     for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
@@ -150,7 +152,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     stream.destroy();
   });
 
-  it('refusals: a closed loopback port is CONNECTREFUSED (tor 0.4.9 on Linux: INTERNAL), the exits\' rejected port EXITPOLICY, an unresolvable name RESOLVEFAILED', async () => {
+  it('refusals: a closed loopback port is CONNECTREFUSED (tor 0.4.9 on Linux: INTERNAL), the exits\' rejected port EXITPOLICY, an unresolvable name RESOLVEFAILED', BOUNDED, async () => {
     const port = await closedPort();
     await assert.rejects(client.connect('127.0.0.1', port), (err: unknown) => {
       assert.ok(err instanceof StreamClosedError, String(err));
@@ -176,7 +178,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     await assert.rejects(client.resolve('no-such-host.invalid'), (err: unknown) => err instanceof StreamClosedError && err.reason === 'RESOLVEFAILED');
   });
 
-  it('isolation: two keys use two circuits, the same key one', async () => {
+  it('isolation: two keys use two circuits, the same key one', BOUNDED, async () => {
     const built = client.stats.exits.built;
     const a1 = await client.connect('127.0.0.1', echoPort, { isolation: 'alice' });
     const b1 = await client.connect('127.0.0.1', echoPort, { isolation: 'bob' });
@@ -185,7 +187,7 @@ describe('exit streams on the private network', { skip: testnetSkipReason() }, (
     for (const s of [a1, b1, a2]) s.destroy();
   });
 
-  it('backpressure with fixed windows: a reader that pauses 5 s mid-download; the heap stays bounded, the sha256 is right after', async () => {
+  it('backpressure with fixed windows: a reader that pauses 5 s mid-download; the heap stays bounded, the sha256 is right after', BOUNDED, async () => {
     // Fixed windows (stream SENDMEs held back); with congestion control it is XOFF: test/integration/congestion.
     const circuit = await client.buildCircuit({ exitPort: net().http.port, congestionControl: false });
     const stream = await circuit.openStream('127.0.0.1', net().http.port);
