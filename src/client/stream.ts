@@ -170,19 +170,36 @@ export class TorStream extends Duplex implements Sendable {
     return this.writableEnded ? 'readOnly' : this.readableEnded ? 'writeOnly' : 'open';
   }
 
-  /** Bytes the consumer had taken at the last _read (congestion control's drain accounting). */
+  /** Bytes the consumer had taken at the last drain report (congestion control's drain accounting). */
   private consumed = 0;
+  private drainReportDue = false;
 
   override _read(): void {
     if (!this.handle) return;
     this.machine.resumeStream(this.handle);
-    // On a congestion-controlled hop: what was read since decides XON (prop 324 §4). _read means the
-    // consumer wants more, as a writable socket does for tor: our buffer counts as drained.
+    this.writer.flush();
+    // Readable#read calls _read before it takes what it returns, and not again until the next push:
+    // the drain is reported once the consumer has the bytes, or SENDMEs held for this buffer would
+    // wait for a push that never comes (the exit's window is full).
+    if (!this.drainReportDue) {
+      this.drainReportDue = true;
+      process.nextTick(this.reportDrain);
+    }
+  }
+
+  /**
+   * On a congestion-controlled hop: what was read decides XON (prop 324 §4) and releases held
+   * circuit SENDMEs. _read means the consumer wants more, as a writable socket does for tor:
+   * our buffer counts as drained.
+   */
+  private readonly reportDrain = (): void => {
+    this.drainReportDue = false;
+    if (!this.handle) return;
     const consumed = this.bytesRead - this.readableLength;
     this.machine.streamDrained(this.handle, consumed - this.consumed, 0);
     this.consumed = consumed;
     this.writer.flush();
-  }
+  };
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.ended || !this.handle) {

@@ -13,13 +13,15 @@ import { randomBytes } from 'node:crypto';
 import { KDF, type OrportError } from '../../src/index.js';
 import { HandshakeError, ProtocolError } from '../../src/errors.js';
 import { readFrame } from '../../src/codec/framing.js';
-import { SendmeMsg } from '../../src/codec/relaymsg.js';
+import { BeginMsg, SendmeMsg } from '../../src/codec/relaymsg.js';
 import { RelaySideCircuit } from '../../src/testing/relayside.js';
 import { LP, openChannel, relayReader } from '../support/channel.js';
 import { RELAY_COMMAND_XOFF, RELAY_COMMAND_XON, XoffMsg, XonMsg } from '../../src/proto/xonxoff.js';
 import { handshakeFor } from '../../src/client/handshakes.js';
 import { encodeNtorV3Response, ntorV3Server } from '../../src/crypto/handshake/ntorv3.js';
 import { x25519KeyPair } from '../../src/crypto/handshake/ntor.js';
+import { TorStream } from '../../src/client/stream.js';
+import { CellWriter } from '../../src/client/cellwriter.js';
 
 const SENDME_INC = 31;
 
@@ -154,6 +156,27 @@ test('a consumer far behind: XOFF goes out, circuit SENDMEs are held and sent in
   assert.equal(out.filter((m) => m.command === 5 && m.streamId === 0).length, 2, 'the held SENDMEs');
   assert.equal(out.filter((m) => m.command === RELAY_COMMAND_XON).length, 1, 'XON');
   assert.equal(c.events.destroyed, undefined, 'the exit took the held SENDMEs’ digests in order (checked relay side)');
+});
+
+test('TorStream: a reader that takes its whole buffer in one read() gets the held SENDMEs out (Readable#read calls _read before it takes the bytes)', async () => {
+  // The stall seen in streams.test: ~550 KB buffered (SENDMEs held past 488 KB), read() takes it all,
+  // and _read, called before the bytes left, saw the buffer still full and never ran again.
+  const c = ccCircuit();
+  const stream = new TorStream(c.circuit, new CellWriter(), '127.0.0.1', 80);
+  const handle = c.circuit.openStream(c.circuit.nextStreamId()!, new BeginMsg('127.0.0.1', 80, 0, true), stream.events, 1);
+  stream.attach(handle, { connected: () => undefined, failed: () => undefined });
+  c.fromExit(4, handle.id, new Uint8Array([127, 0, 0, 1, 0, 0, 1, 44]));
+  c.received();
+  const cells = 36 * SENDME_INC;
+  for (let i = 0; i < cells; i++) c.fromExit(2, handle.id, new Uint8Array(498));
+  const sendmes = () => c.received().filter((m) => m.command === 5 && m.streamId === 0).length;
+  const before = sendmes();
+  assert.ok(before < 36, `some SENDMEs held while ${stream.readableLength} bytes wait (${before} of 36 sent)`);
+  assert.equal(stream.read()?.length, cells * 498, 'one read() takes everything');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(before + sendmes(), 36, 'every circuit SENDME out once the reader has the bytes');
+  assert.equal(c.events.destroyed, undefined);
+  stream.destroy();
 });
 
 test('fault: an exit sending 10,000 cells past our held SENDMEs is closed (it ignores its congestion window)', () => {
