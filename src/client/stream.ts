@@ -237,6 +237,12 @@ export class TorStream extends Duplex implements Sendable {
     callback(error);
   }
 
+  /** @internal Flow-control state in words, for a stalled transfer's error. */
+  describeFlow(): string {
+    const state = this.handle ? this.machine.describeStream(this.handle) : `stream ended (${this.destroyed ? 'destroyed' : 'not destroyed'})`;
+    return `${state}; ${this.bytesRead} bytes read, ${this.readableLength} buffered for the reader`;
+  }
+
   /** Queues this stream's turn with the connection's scheduler (before CONNECTED only when optimistic). */
   private wantToSend(): void {
     if (this.pendingWrite && this.handle && (!this.connecting || this.optimistic)) this.scheduler.ready(this.machine, this);

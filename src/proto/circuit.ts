@@ -944,6 +944,17 @@ export class CircuitMachine {
     return stream;
   }
 
+  /** A stream's flow-control state in words (what a stalled transfer's error reports). */
+  describeStream(ref: number | StreamHandle): string {
+    const stream = this.lookup(ref);
+    if (!stream) return `no open stream ${typeof ref === 'number' ? ref : ref.id} on circuit ${this.circId}`;
+    const cc = this.hops[stream.hop]!.cc;
+    const flow = cc
+      ? `congestion control: ${cc.owed.length} circuit SENDMEs held${this.holdsSendmes(stream.hop) ? ' (still holding)' : ''}, XOFF ${stream.xoffSent ? 'outstanding' : 'not outstanding'}`
+      : `stream deliver window ${stream.deliver.window}${stream.paused ? ' (paused: reader behind)' : ''}, package window ${stream.package.window}`;
+    return `stream ${stream.id} to ${this.hopLabel(stream.hop)} on circuit ${this.circId} (${this.state}): ${flow}; counters ${JSON.stringify(this.counters)}`;
+  }
+
   /** The open stream a handle or id names; a handle of a stream that has ended names none. */
   private lookup(stream: number | StreamHandle): Stream | undefined {
     const found = this.streams.get(typeof stream === 'number' ? stream : stream.id);

@@ -11,10 +11,19 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { TorClient } from '../../src/client/torclient.js';
+import type { TorStream } from '../../src/client/stream.js';
 import { Network } from '../../src/dir/network.js';
 import { loadTestnet } from './testnet.js';
 
-/** GET the test file over `stream` (HTTP/1.0) and return the body's sha256 and length. */
+/** No body byte for this long (outside `onChunk`) fails a download with the stream's flow state. */
+export const DOWNLOAD_STALL_MS = 30_000;
+
+/**
+ * GET the test file over `stream` (HTTP/1.0) and return the body's sha256 and length. A
+ * stall (no byte for DOWNLOAD_STALL_MS while we wait) destroys the stream with an error
+ * that says its flow-control state (TorStream#describeFlow), instead of waiting for the
+ * test's own bound.
+ */
 export async function download(stream: Duplex, path: string, onChunk?: (n: number) => Promise<void> | void): Promise<{ sha256: string; bytes: number; status: number }> {
   stream.write(`GET ${path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
   const hash = createHash('sha256');
@@ -22,19 +31,34 @@ export async function download(stream: Duplex, path: string, onChunk?: (n: numbe
   let inBody = false;
   let bytes = 0;
   let status = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    let data = chunk;
-    if (!inBody) {
-      head = Buffer.concat([head, data]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) continue;
-      status = Number(/^HTTP\/1\.\d (\d{3})/.exec(head.subarray(0, end).toString('latin1'))?.[1] ?? 0);
-      data = head.subarray(end + 4);
-      inBody = true;
+  let lastByte = Date.now();
+  let inCallback = false;
+  const watchdog = setInterval(() => {
+    if (inCallback || Date.now() - lastByte < DOWNLOAD_STALL_MS) return;
+    const flow = (stream as Partial<TorStream>).describeFlow?.() ?? 'not a TorStream';
+    stream.destroy(new Error(`download of ${path} stalled: no byte for ${DOWNLOAD_STALL_MS / 1000} s after ${bytes} body bytes; ${flow}`));
+  }, 1000);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      lastByte = Date.now();
+      let data = chunk;
+      if (!inBody) {
+        head = Buffer.concat([head, data]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) continue;
+        status = Number(/^HTTP\/1\.\d (\d{3})/.exec(head.subarray(0, end).toString('latin1'))?.[1] ?? 0);
+        data = head.subarray(end + 4);
+        inBody = true;
+      }
+      hash.update(data);
+      bytes += data.length;
+      inCallback = true;
+      await onChunk?.(bytes);
+      inCallback = false;
+      lastByte = Date.now();
     }
-    hash.update(data);
-    bytes += data.length;
-    await onChunk?.(bytes);
+  } finally {
+    clearInterval(watchdog);
   }
   return { sha256: hash.digest('hex'), bytes, status };
 }

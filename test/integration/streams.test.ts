@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const cli = (args: string[], timeout = 120_000) => runCli(args, timeout);
-/** Each test is bounded: a stalled stream fails its test instead of hanging the suite (the downloads have no deadline of their own). */
+/** Each test is bounded, whatever else stalls (a stalled download fails sooner, after DOWNLOAD_STALL_MS without a byte). */
 const BOUNDED = { timeout: 180_000 };
 
 /** A closed loopback port: listen on a free one, then close it. */
