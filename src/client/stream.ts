@@ -98,6 +98,7 @@ export class TorStream extends Duplex implements Sendable {
       },
       data: (data) => {
         this.bytesRead += data.length;
+        this.unrequested += data.length;
         this.touch();
         // `data` is a view into the cipher's output for a whole run of cells: handed on as is
         // while the reader keeps up, copied when it will sit in the buffer (a view would pin the run).
@@ -133,7 +134,7 @@ export class TorStream extends Duplex implements Sendable {
         }
       },
       writable: () => this.wantToSend(),
-      buffered: () => this.readableLength,
+      buffered: () => this.unrequested,
     };
   }
 
@@ -170,36 +171,24 @@ export class TorStream extends Duplex implements Sendable {
     return this.writableEnded ? 'readOnly' : this.readableEnded ? 'writeOnly' : 'open';
   }
 
-  /** Bytes the consumer had taken at the last drain report (congestion control's drain accounting). */
+  /** Bytes the consumer had taken at the last _read (congestion control's drain accounting). */
   private consumed = 0;
-  private drainReportDue = false;
+  /** Bytes pushed since the last _read: how far the consumer is behind (`events.buffered`). */
+  private unrequested = 0;
 
   override _read(): void {
     if (!this.handle) return;
     this.machine.resumeStream(this.handle);
-    this.writer.flush();
-    // Readable#read calls _read before it takes what it returns, and not again until the next push:
-    // the drain is reported once the consumer has the bytes, or SENDMEs held for this buffer would
-    // wait for a push that never comes (the exit's window is full).
-    if (!this.drainReportDue) {
-      this.drainReportDue = true;
-      process.nextTick(this.reportDrain);
-    }
-  }
-
-  /**
-   * On a congestion-controlled hop: what was read decides XON (prop 324 §4) and releases held
-   * circuit SENDMEs. _read means the consumer wants more, as a writable socket does for tor:
-   * our buffer counts as drained.
-   */
-  private readonly reportDrain = (): void => {
-    this.drainReportDue = false;
-    if (!this.handle) return;
+    // On a congestion-controlled hop: what was read since decides XON (prop 324 §4) and held circuit
+    // SENDMEs. _read means the consumer wants more, as a writable socket does for tor: our buffer
+    // counts as drained, though Readable#read calls _read before it takes what it returns (and not
+    // again until the next push, which would never come if the SENDMEs stayed held).
+    this.unrequested = 0;
     const consumed = this.bytesRead - this.readableLength;
     this.machine.streamDrained(this.handle, consumed - this.consumed, 0);
     this.consumed = consumed;
     this.writer.flush();
-  };
+  }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.ended || !this.handle) {

@@ -150,7 +150,12 @@ export interface StreamEvents {
   ended(error: OrportError | null, end?: EndMsg): void;
   /** The stream's package window has room again after a SENDME (or an XON). */
   writable?(): void;
-  /** Bytes delivered and not yet read by the consumer (congestion control's XOFF decision). */
+  /**
+   * Bytes delivered since the consumer last asked for more (`streamDrained`): how far it is
+   * behind, for congestion control's XOFF and held SENDMEs. Counted from its last request,
+   * not from what is still buffered: a reader may ask before it takes what is buffered
+   * (Node's Readable#read does), and a hold must end when it asks.
+   */
   buffered?(): number;
 }
 

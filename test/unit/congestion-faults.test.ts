@@ -158,26 +158,39 @@ test('a consumer far behind: XOFF goes out, circuit SENDMEs are held and sent in
   assert.equal(c.events.destroyed, undefined, 'the exit took the held SENDMEs’ digests in order (checked relay side)');
 });
 
-test('TorStream: a reader that takes its whole buffer in one read() gets the held SENDMEs out (Readable#read calls _read before it takes the bytes)', async () => {
-  // The stall seen in streams.test: ~550 KB buffered (SENDMEs held past 488 KB), read() takes it all,
-  // and _read, called before the bytes left, saw the buffer still full and never ran again.
-  const c = ccCircuit();
-  const stream = new TorStream(c.circuit, new CellWriter(), '127.0.0.1', 80);
-  const handle = c.circuit.openStream(c.circuit.nextStreamId()!, new BeginMsg('127.0.0.1', 80, 0, true), stream.events, 1);
-  stream.attach(handle, { connected: () => undefined, failed: () => undefined });
-  c.fromExit(4, handle.id, new Uint8Array([127, 0, 0, 1, 0, 0, 1, 44]));
-  c.received();
-  const cells = 36 * SENDME_INC;
-  for (let i = 0; i < cells; i++) c.fromExit(2, handle.id, new Uint8Array(498));
-  const sendmes = () => c.received().filter((m) => m.command === 5 && m.streamId === 0).length;
-  const before = sendmes();
-  assert.ok(before < 36, `some SENDMEs held while ${stream.readableLength} bytes wait (${before} of 36 sent)`);
-  assert.equal(stream.read()?.length, cells * 498, 'one read() takes everything');
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.equal(before + sendmes(), 36, 'every circuit SENDME out once the reader has the bytes');
-  assert.equal(c.events.destroyed, undefined);
-  stream.destroy();
-});
+for (const reader of [
+  { what: 'takes its whole buffer in one read()', highWaterMark: undefined, chunk: undefined },
+  { what: 'with a 2 MiB highWaterMark reads 16 KiB at a time', highWaterMark: 2 * 1024 * 1024, chunk: 16384 },
+]) {
+  test(`TorStream: a reader that ${reader.what} gets the held SENDMEs out once it asks for more (Readable#read calls _read before it takes the bytes)`, async () => {
+    // The stall seen in streams.test: ~550 KB buffered (SENDMEs held past 488 KB), read() takes it all,
+    // and _read, called before the bytes left, saw the buffer still full and never ran again.
+    const c = ccCircuit();
+    const stream = new TorStream(c.circuit, new CellWriter(), '127.0.0.1', 80, { highWaterMark: reader.highWaterMark });
+    const handle = c.circuit.openStream(c.circuit.nextStreamId()!, new BeginMsg('127.0.0.1', 80, 0, true), stream.events, 1);
+    stream.attach(handle, { connected: () => undefined, failed: () => undefined });
+    c.fromExit(4, handle.id, new Uint8Array([127, 0, 0, 1, 0, 0, 1, 44]));
+    c.received();
+    const cells = 36 * SENDME_INC;
+    for (let i = 0; i < cells; i++) c.fromExit(2, handle.id, new Uint8Array(498));
+    const sendmes = () => c.received().filter((m) => m.command === 5 && m.streamId === 0).length;
+    const before = sendmes();
+    assert.ok(before < 36, `some SENDMEs held while ${stream.readableLength} bytes wait (${before} of 36 sent)`);
+    let got = 0;
+    // A piece, then a turn of the event loop (a reader with work to do), until it has everything.
+    while (got < cells * 498) {
+      const chunk = (stream.read(reader.chunk) ?? stream.read()) as Buffer | null; // read(n) leaves a tail shorter than n
+      if (chunk === null) break;
+      got += chunk.length;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(got, cells * 498, 'the reader has every byte');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(before + sendmes(), 36, 'every circuit SENDME out once the reader asked for more');
+    assert.equal(c.events.destroyed, undefined);
+    stream.destroy();
+  });
+}
 
 test('fault: an exit sending 10,000 cells past our held SENDMEs is closed (it ignores its congestion window)', () => {
   const c = ccCircuit();
