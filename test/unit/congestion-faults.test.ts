@@ -176,6 +176,7 @@ for (const reader of [
     const sendmes = () => c.received().filter((m) => m.command === 5 && m.streamId === 0).length;
     const before = sendmes();
     assert.ok(before < 36, `some SENDMEs held while ${stream.readableLength} bytes wait (${before} of 36 sent)`);
+    assert.match(stream.describeFlow(), new RegExp(`congestion control: ${36 - before} circuit SENDMEs held \\(still holding\\).*; ${cells * 498} bytes read, ${cells * 498} buffered`));
     let got = 0;
     // A piece, then a turn of the event loop (a reader with work to do), until it has everything.
     while (got < cells * 498) {
@@ -187,6 +188,7 @@ for (const reader of [
     assert.equal(got, cells * 498, 'the reader has every byte');
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(before + sendmes(), 36, 'every circuit SENDME out once the reader asked for more');
+    assert.match(stream.describeFlow(), /congestion control: 0 circuit SENDMEs held, XOFF not outstanding/);
     assert.equal(c.events.destroyed, undefined);
     stream.destroy();
   });
