@@ -98,7 +98,6 @@ export class TorStream extends Duplex implements Sendable {
       },
       data: (data) => {
         this.bytesRead += data.length;
-        this.unrequested += data.length;
         this.touch();
         // `data` is a view into the cipher's output for a whole run of cells: handed on as is
         // while the reader keeps up, copied when it will sit in the buffer (a view would pin the run).
@@ -134,7 +133,7 @@ export class TorStream extends Duplex implements Sendable {
         }
       },
       writable: () => this.wantToSend(),
-      buffered: () => this.unrequested,
+      buffered: () => this.bytesRead - this.requestedAt,
     };
   }
 
@@ -173,8 +172,8 @@ export class TorStream extends Duplex implements Sendable {
 
   /** Bytes the consumer had taken at the last _read (congestion control's drain accounting). */
   private consumed = 0;
-  /** Bytes pushed since the last _read: how far the consumer is behind (`events.buffered`). */
-  private unrequested = 0;
+  /** bytesRead at the last _read: what came since is how far the consumer is behind (`events.buffered`). */
+  private requestedAt = 0;
 
   override _read(): void {
     if (!this.handle) return;
@@ -183,7 +182,7 @@ export class TorStream extends Duplex implements Sendable {
     // SENDMEs. _read means the consumer wants more, as a writable socket does for tor: our buffer
     // counts as drained, though Readable#read calls _read before it takes what it returns (and not
     // again until the next push, which would never come if the SENDMEs stayed held).
-    this.unrequested = 0;
+    this.requestedAt = this.bytesRead;
     const consumed = this.bytesRead - this.readableLength;
     this.machine.streamDrained(this.handle, consumed - this.consumed, 0);
     this.consumed = consumed;
