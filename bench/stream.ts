@@ -21,7 +21,10 @@
  * `client.buildConflux`: two linked circuits to one exit). C tor runs twice: as it comes
  * (its exit streams go over a conflux set of two linked circuits) and on one circuit
  * (EXTENDCIRCUIT + ATTACHSTREAM), like orport's single-circuit rows. `--latency MS` boots the network with that one-way delay on every ORPort link
- * (testnet/delay), where fixed windows bind.
+ * (testnet/delay), where fixed windows bind. For the rows with congestion control, the
+ * exits' own Vegas updates during the rounds (their circ.log) are summarized: median CWND,
+ * how often the window was full, and the RTT EWMA over the minimum (the queue Vegas sees;
+ * above 1 + α/CWND it stops growing CWND) — what sets the exit's sending rate.
  *
  * The machine is shared and has 2 cores, which the relays use too: the load average is
  * printed; medians are reported. Nothing here asserts time; exit status 1 when a
@@ -68,10 +71,20 @@ function parseOptions(argv: readonly string[]): Options {
 type Who = 'orport' | 'orport conflux' | 'orport fixed windows' | 'orport CGO' | 'C tor' | 'C tor one circuit';
 const WHO: readonly Who[] = ['orport', 'orport conflux', 'orport fixed windows', 'orport CGO', 'C tor', 'C tor one circuit'];
 
+/** A row's medians over its rounds. */
+interface RowSummary {
+  mbps: number;
+  cpuPerMiB: number;
+  rounds: number;
+  vegas: VegasSummary | undefined;
+}
+
 interface Sample {
   bytes: number;
   seconds: number;
   cpuSeconds: number;
+  /** The exits' Vegas updates during the round (none on fixed windows). */
+  vegas?: VegasUpdate[];
 }
 
 const TICKS_PER_SECOND = 100; // Linux USER_HZ
@@ -120,18 +133,66 @@ async function orportRound(client: TorClient, description: TestnetDescription, w
  * controller build one ordinary circuit (EXTENDCIRCUIT 0: tor picks the path) and attach
  * curl's stream to it (__LeaveStreamsUnattached 1 while the round lasts, ATTACHSTREAM).
  */
-/** TOR_VEGAS lines in every exit's circ.log so far (tor logs one per congestion-window update). */
-function exitVegasLines(description: TestnetDescription): number {
-  let n = 0;
-  for (const exit of description.nodes.filter((x) => x.role === 'exit')) {
-    try {
-      n += readFileSync(join(exit.dataDir, EXIT_CIRC_LOG), 'latin1').split('CC: TOR_VEGAS').length - 1;
-    } catch {
-      // no circuit with congestion control on this exit yet
-    }
-  }
-  return n;
+/** One of an exit's Vegas updates (tor's "CC: TOR_VEGAS … RTT: min, ewma, max, CWND: …, INFL: …" info line). */
+interface VegasUpdate {
+  rttMinMs: number;
+  rttEwmaMs: number;
+  cwnd: number;
+  inflight: number;
 }
+
+const VEGAS_LINE = /CC: TOR_VEGAS .*RTT: (\d+), (\d+), \d+, CWND: (\d+), INFL: (\d+)/;
+
+/** Every exit's Vegas updates so far, from their circ.log (tor logs one per congestion-window update), by exit. */
+function exitVegasUpdates(description: TestnetDescription): VegasUpdate[][] {
+  return description.nodes
+    .filter((x) => x.role === 'exit')
+    .map((exit) => {
+      let text: string;
+      try {
+        text = readFileSync(join(exit.dataDir, EXIT_CIRC_LOG), 'latin1');
+      } catch {
+        return []; // no circuit with congestion control on this exit yet
+      }
+      const updates: VegasUpdate[] = [];
+      for (const line of text.split('\n')) {
+        const m = VEGAS_LINE.exec(line);
+        if (m) updates.push({ rttMinMs: Number(m[1]), rttEwmaMs: Number(m[2]), cwnd: Number(m[3]), inflight: Number(m[4]) });
+      }
+      return updates;
+    });
+}
+
+/** The Vegas updates logged since `before` (an earlier exitVegasUpdates), every exit's. */
+function vegasSince(description: TestnetDescription, before: readonly VegasUpdate[][]): VegasUpdate[] {
+  return exitVegasUpdates(description).flatMap((updates, i) => updates.slice(before[i]?.length ?? 0));
+}
+
+/**
+ * What the exits' Vegas did during a row's rounds (the congestion-controlled rows): median
+ * CWND, the share of updates with the window full (in flight ≥ 90% of CWND: the exit was
+ * waiting for our SENDMEs, not for data), and the median RTT EWMA over the RTT minimum
+ * (how much queue Vegas sees).
+ */
+interface VegasSummary {
+  updates: number;
+  cwnd: number;
+  windowBound: number;
+  rttEwmaOverMin: number;
+}
+
+function summarizeVegas(updates: readonly VegasUpdate[]): VegasSummary | undefined {
+  if (updates.length === 0) return undefined;
+  return {
+    updates: updates.length,
+    cwnd: quantile(updates.map((u) => u.cwnd), 0.5),
+    windowBound: updates.filter((u) => u.inflight >= 0.9 * u.cwnd).length / updates.length,
+    rttEwmaOverMin: quantile(updates.map((u) => u.rttEwmaMs / Math.max(1, u.rttMinMs)), 0.5),
+  };
+}
+
+const formatVegas = (v: VegasSummary | undefined): string =>
+  v ? `${v.cwnd.toFixed(0)}, ${(100 * v.windowBound).toFixed(0)}%, ${v.rttEwmaOverMin.toFixed(2)}` : '—';
 
 class OneCircuitCtor {
   private circuitId: string | undefined;
@@ -188,7 +249,7 @@ class OneCircuitCtor {
 
   async round(description: TestnetDescription, node: { readonly pid: number; readonly socksPort: number }): Promise<Sample> {
     await this.circuit();
-    const vegasBefore = exitVegasLines(description);
+    const vegasBefore = exitVegasUpdates(description);
     const attaching: Promise<unknown>[] = [];
     await this.control.command('SETCONF __LeaveStreamsUnattached=1', 10_000);
     this.attaching = attaching;
@@ -198,7 +259,7 @@ class OneCircuitCtor {
       if (failed) throw failed;
       if (attaching.length !== 1) throw new Error(`${attaching.length} streams attached to the one circuit, expected 1`);
       // Like the orport rows, with congestion control: the exit ran Vegas during the round.
-      if (exitVegasLines(description) === vegasBefore) throw new Error("no exit logged a Vegas update: C tor's one circuit has no congestion control");
+      if (vegasSince(description, vegasBefore).length === 0) throw new Error("no exit logged a Vegas update: C tor's one circuit has no congestion control");
       return sample;
     } finally {
       this.attaching = undefined;
@@ -242,12 +303,14 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
       for (const who of round & 1 ? [...WHO].reverse() : WHO) {
         if (signal.aborted) throw signal.reason;
         try {
+          const vegasBefore = exitVegasUpdates(description);
           const s =
             who === 'C tor' ? await curlRound(description, ctorNode)
             : who === 'C tor one circuit' ? await (oneCircuit ??= await OneCircuitCtor.open(ctorNode.controlPort)).round(description, ctorNode)
             : await orportRound(client, description, who);
           // orport counts the HTTP head too; curl only the body.
           if (s.bytes < expected) throw new Error(`${s.bytes} of ${expected} bytes`);
+          if (who !== 'orport fixed windows') s.vegas = vegasSince(description, vegasBefore);
           if (round >= 0) rows[who].push(s);
         } catch (err) {
           failures.push(`${who} round ${round}: ${err instanceof Error ? err.message : String(err)}`);
@@ -261,24 +324,30 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
   const mbps = (s: Sample) => s.bytes / 1e6 / s.seconds;
   const cpuPerMiB = (s: Sample) => s.cpuSeconds / (s.bytes / 1048576);
   const summary = Object.fromEntries(
-    WHO.map((who) => [who, { mbps: quantile(rows[who].map(mbps), 0.5), cpuPerMiB: quantile(rows[who].map(cpuPerMiB), 0.5), rounds: rows[who].length }]),
-  ) as Record<Who, { mbps: number; cpuPerMiB: number; rounds: number }>;
+    WHO.map((who) => [
+      who,
+      { mbps: quantile(rows[who].map(mbps), 0.5), cpuPerMiB: quantile(rows[who].map(cpuPerMiB), 0.5), rounds: rows[who].length, vegas: summarizeVegas(rows[who].flatMap((r) => r.vegas ?? [])) },
+    ]),
+  ) as Record<Who, RowSummary>;
   const load = loadavg().map((x) => x.toFixed(2)).join(' ');
-  if (opts.json) process.stdout.write(JSON.stringify({ torVersion: description.torVersion, summary, rows, load, failures, confluxLegCells }, null, 1) + '\n');
+  if (opts.json) {
+    const perRound = Object.fromEntries(WHO.map((who) => [who, rows[who].map(({ vegas, ...r }) => ({ ...r, vegas: vegas && summarizeVegas(vegas) }))]));
+    process.stdout.write(JSON.stringify({ torVersion: description.torVersion, summary, rows: perRound, load, failures, confluxLegCells }, null, 1) + '\n');
+  }
   else {
     const o = summary.orport;
     const c = summary['C tor'];
     process.stdout.write(
       [
         `bench/stream: ${(description.http.fileBytes / 1048576).toFixed(0)} MiB over three hops (tor ${description.torVersion}), links ${opts.latencyMs} ms one way; ${cpus().length} CPUs, load ${load}; medians of ${opts.rounds} rounds`,
-        '| client | MB/s | client CPU s per MiB |',
-        '|---|---|---|',
-        `| orport (congestion control) | ${o.mbps.toFixed(1)} | ${o.cpuPerMiB.toFixed(4)} |`,
-        `| orport (conflux: two legs, congestion control) | ${summary['orport conflux'].mbps.toFixed(1)} | ${summary['orport conflux'].cpuPerMiB.toFixed(4)} |`,
-        `| orport (fixed windows) | ${summary['orport fixed windows'].mbps.toFixed(1)} | ${summary['orport fixed windows'].cpuPerMiB.toFixed(4)} |`,
-        `| orport (CGO at the exit, congestion control) | ${summary['orport CGO'].mbps.toFixed(1)} | ${summary['orport CGO'].cpuPerMiB.toFixed(4)} |`,
-        `| C tor (curl via SocksPort; tor's CPU; conflux) | ${c.mbps.toFixed(1)} | ${c.cpuPerMiB.toFixed(4)} |`,
-        `| C tor, one circuit (EXTENDCIRCUIT + ATTACHSTREAM) | ${summary['C tor one circuit'].mbps.toFixed(1)} | ${summary['C tor one circuit'].cpuPerMiB.toFixed(4)} |`,
+        "| client | MB/s | client CPU s per MiB | the exits' Vegas: median CWND, window full, RTT EWMA / min |",
+        '|---|---|---|---|',
+        `| orport (congestion control) | ${o.mbps.toFixed(1)} | ${o.cpuPerMiB.toFixed(4)} | ${formatVegas(o.vegas)} |`,
+        `| orport (conflux: two legs, congestion control) | ${summary['orport conflux'].mbps.toFixed(1)} | ${summary['orport conflux'].cpuPerMiB.toFixed(4)} | ${formatVegas(summary['orport conflux'].vegas)} |`,
+        `| orport (fixed windows) | ${summary['orport fixed windows'].mbps.toFixed(1)} | ${summary['orport fixed windows'].cpuPerMiB.toFixed(4)} | ${formatVegas(summary['orport fixed windows'].vegas)} |`,
+        `| orport (CGO at the exit, congestion control) | ${summary['orport CGO'].mbps.toFixed(1)} | ${summary['orport CGO'].cpuPerMiB.toFixed(4)} | ${formatVegas(summary['orport CGO'].vegas)} |`,
+        `| C tor (curl via SocksPort; tor's CPU; conflux) | ${c.mbps.toFixed(1)} | ${c.cpuPerMiB.toFixed(4)} | ${formatVegas(c.vegas)} |`,
+        `| C tor, one circuit (EXTENDCIRCUIT + ATTACHSTREAM) | ${summary['C tor one circuit'].mbps.toFixed(1)} | ${summary['C tor one circuit'].cpuPerMiB.toFixed(4)} | ${formatVegas(summary['C tor one circuit'].vegas)} |`,
         `CGO / tor1 (both with congestion control): throughput ${(summary['orport CGO'].mbps / o.mbps).toFixed(2)}×, CPU per MiB ${(summary['orport CGO'].cpuPerMiB / o.cpuPerMiB).toFixed(2)}×`,
         `throughput orport / C tor: ${(o.mbps / c.mbps).toFixed(2)}× (target ≥ 1.0); CPU per MiB orport / C tor: ${(o.cpuPerMiB / c.cpuPerMiB).toFixed(2)}× (target ≤ 1.0)`,
         `conflux each: throughput orport / C tor ${(summary['orport conflux'].mbps / c.mbps).toFixed(2)}× (target ≥ 1.0), CPU per MiB ${(summary['orport conflux'].cpuPerMiB / c.cpuPerMiB).toFixed(2)}×; orport's cells by leg ${confluxLegCells.join(' / ')}`,
@@ -292,7 +361,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
 
 /** Several latencies: this bench once per latency (a network each), then one table with issue 13's targets. */
 async function perLatency(opts: Options): Promise<number> {
-  const table: { latencyMs: number; summary: Record<Who, { mbps: number; cpuPerMiB: number }>; load: string }[] = [];
+  const table: { latencyMs: number; summary: Record<Who, RowSummary>; load: string }[] = [];
   let code = 0;
   for (const latencyMs of opts.latencies) {
     const out = await new Promise<string>((resolve, reject) => {
@@ -310,7 +379,7 @@ async function perLatency(opts: Options): Promise<number> {
   }
   if (opts.json) process.stdout.write(JSON.stringify(table, null, 1) + '\n');
   else {
-    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport conflux | orport fixed | C tor (conflux) | C tor one circuit | conflux / C tor | CC / C tor one circuit | CC / fixed | conflux / fixed | CPU s/MiB: orport conflux, C tor (ratio) | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|'];
+    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport conflux | orport fixed | C tor (conflux) | C tor one circuit | conflux / C tor | CC / C tor one circuit | CC / fixed | conflux / fixed | CPU s/MiB: orport conflux, C tor (ratio) | Vegas at the exits, CC row: CWND, window full, RTT EWMA / min | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
     const cpu = (ours: number, theirs: number) => `${ours.toFixed(4)}, ${theirs.toFixed(4)} (${(ours / theirs).toFixed(2)}×)`;
     for (const t of table) {
       const cc = t.summary.orport.mbps;
@@ -318,7 +387,7 @@ async function perLatency(opts: Options): Promise<number> {
       const ctor = t.summary['C tor'].mbps;
       const one = t.summary['C tor one circuit'].mbps;
       const cfx = t.summary['orport conflux'].mbps;
-      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${cfx.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cfx / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${(cfx / fixed).toFixed(2)}× | ${cpu(t.summary['orport conflux'].cpuPerMiB, t.summary['C tor'].cpuPerMiB)} | ${t.load} |`);
+      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${cfx.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cfx / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${(cfx / fixed).toFixed(2)}× | ${cpu(t.summary['orport conflux'].cpuPerMiB, t.summary['C tor'].cpuPerMiB)} | ${formatVegas(t.summary.orport.vegas)} | ${t.load} |`);
     }
     lines.push('targets (issue 13): at 25 ms CC ≥ 1.0× C tor and ≥ 2× fixed windows; at 0 ms CC no slower than fixed windows (C tor uses conflux: compare like with like, conflux / C tor and CC / C tor one circuit)');
     process.stdout.write(lines.join('\n') + '\n');
