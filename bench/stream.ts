@@ -379,7 +379,7 @@ async function perLatency(opts: Options): Promise<number> {
   }
   if (opts.json) process.stdout.write(JSON.stringify(table, null, 1) + '\n');
   else {
-    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport conflux | orport fixed | C tor (conflux) | C tor one circuit | conflux / C tor | CC / C tor one circuit | CC / fixed | conflux / fixed | CPU s/MiB: orport conflux, C tor (ratio) | Vegas at the exits, CC row: CWND, window full, RTT EWMA / min | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
+    const lines = ['bench/stream: MB/s over three hops, one network per latency, one after the other; medians of ' + opts.rounds + ' rounds', '| one-way per link | orport CC | orport conflux | orport fixed | C tor (conflux) | C tor one circuit | conflux / C tor | CC / C tor one circuit | CC / fixed | conflux / fixed | CPU s/MiB: orport conflux, C tor (ratio) | Vegas at the exits (CWND, window full, RTT EWMA / min): orport CC; C tor one circuit | load |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|'];
     const cpu = (ours: number, theirs: number) => `${ours.toFixed(4)}, ${theirs.toFixed(4)} (${(ours / theirs).toFixed(2)}×)`;
     for (const t of table) {
       const cc = t.summary.orport.mbps;
@@ -387,7 +387,7 @@ async function perLatency(opts: Options): Promise<number> {
       const ctor = t.summary['C tor'].mbps;
       const one = t.summary['C tor one circuit'].mbps;
       const cfx = t.summary['orport conflux'].mbps;
-      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${cfx.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cfx / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${(cfx / fixed).toFixed(2)}× | ${cpu(t.summary['orport conflux'].cpuPerMiB, t.summary['C tor'].cpuPerMiB)} | ${formatVegas(t.summary.orport.vegas)} | ${t.load} |`);
+      lines.push(`| ${t.latencyMs} ms | ${cc.toFixed(2)} | ${cfx.toFixed(2)} | ${fixed.toFixed(2)} | ${ctor.toFixed(2)} | ${one.toFixed(2)} | ${(cfx / ctor).toFixed(2)}× | ${(cc / one).toFixed(2)}× | ${(cc / fixed).toFixed(2)}× | ${(cfx / fixed).toFixed(2)}× | ${cpu(t.summary['orport conflux'].cpuPerMiB, t.summary['C tor'].cpuPerMiB)} | ${formatVegas(t.summary.orport.vegas)}; ${formatVegas(t.summary['C tor one circuit'].vegas)} | ${t.load} |`);
     }
     lines.push('targets (issue 13): at 25 ms CC ≥ 1.0× C tor and ≥ 2× fixed windows; at 0 ms CC no slower than fixed windows (C tor uses conflux: compare like with like, conflux / C tor and CC / C tor one circuit)');
     process.stdout.write(lines.join('\n') + '\n');
