@@ -23,8 +23,9 @@
  * (EXTENDCIRCUIT + ATTACHSTREAM), like orport's single-circuit rows. `--latency MS` boots the network with that one-way delay on every ORPort link
  * (testnet/delay), where fixed windows bind. For the rows with congestion control, the
  * exits' own Vegas updates during the rounds (their circ.log) are summarized: median CWND,
- * how often the window was full, and the RTT EWMA over the minimum (the queue Vegas sees;
- * above 1 + α/CWND it stops growing CWND) — what sets the exit's sending rate.
+ * how often the window was full, and the RTT EWMA over the minimum (Vegas grows CWND only
+ * while CWND × (1 − min/EWMA), the queue it infers, is under α) — what sets the exit's
+ * sending rate.
  *
  * The machine is shared and has 2 cores, which the relays use too: the load average is
  * printed; medians are reported. Nothing here asserts time; exit status 1 when a
@@ -333,8 +334,7 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
   if (opts.json) {
     const perRound = Object.fromEntries(WHO.map((who) => [who, rows[who].map(({ vegas, ...r }) => ({ ...r, vegas: vegas && summarizeVegas(vegas) }))]));
     process.stdout.write(JSON.stringify({ torVersion: description.torVersion, summary, rows: perRound, load, failures, confluxLegCells }, null, 1) + '\n');
-  }
-  else {
+  } else {
     const o = summary.orport;
     const c = summary['C tor'];
     process.stdout.write(
