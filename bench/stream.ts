@@ -35,7 +35,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Network } from '../src/dir/network.js';
 import { TorClient } from '../src/client/torclient.js';
@@ -126,14 +126,6 @@ async function orportRound(client: TorClient, description: TestnetDescription, w
   return { bytes, seconds: (performance.now() - t0) / 1000, cpuSeconds: (c1.user + c1.system) / 1e6 };
 }
 
-/**
- * C tor's client on one circuit. As it comes, C tor 0.4.9 sends exit streams over a
- * conflux set (prop 329: two linked circuits to one exit, the data split between them),
- * which orport does not build. Toggling ConfluxEnabled at run time breaks tor 0.4.9.11's
- * streams ("Conflux sequence number check failed"), so this row instead has the
- * controller build one ordinary circuit (EXTENDCIRCUIT 0: tor picks the path) and attach
- * curl's stream to it (__LeaveStreamsUnattached 1 while the round lasts, ATTACHSTREAM).
- */
 /** One of an exit's Vegas updates (tor's "CC: TOR_VEGAS … RTT: min, ewma, max, CWND: …, INFL: …" info line). */
 interface VegasUpdate {
   rttMinMs: number;
@@ -144,29 +136,35 @@ interface VegasUpdate {
 
 const VEGAS_LINE = /CC: TOR_VEGAS .*RTT: (\d+), (\d+), \d+, CWND: (\d+), INFL: (\d+)/;
 
-/** Every exit's Vegas updates so far, from their circ.log (tor logs one per congestion-window update), by exit. */
-function exitVegasUpdates(description: TestnetDescription): VegasUpdate[][] {
-  return description.nodes
-    .filter((x) => x.role === 'exit')
-    .map((exit) => {
-      let text: string;
-      try {
-        text = readFileSync(join(exit.dataDir, EXIT_CIRC_LOG), 'latin1');
-      } catch {
-        return []; // no circuit with congestion control on this exit yet
-      }
-      const updates: VegasUpdate[] = [];
-      for (const line of text.split('\n')) {
-        const m = VEGAS_LINE.exec(line);
-        if (m) updates.push({ rttMinMs: Number(m[1]), rttEwmaMs: Number(m[2]), cwnd: Number(m[3]), inflight: Number(m[4]) });
-      }
-      return updates;
-    });
+const exitLogs = (description: TestnetDescription): string[] =>
+  description.nodes.filter((x) => x.role === 'exit').map((exit) => join(exit.dataDir, EXIT_CIRC_LOG));
+
+/** Where each exit's circ.log ends now (bytes; 0 before its first circuit with congestion control): a round's start. */
+function vegasMark(description: TestnetDescription): number[] {
+  return exitLogs(description).map((path) => (existsSync(path) ? statSync(path).size : 0));
 }
 
-/** The Vegas updates logged since `before` (an earlier exitVegasUpdates), every exit's. */
-function vegasSince(description: TestnetDescription, before: readonly VegasUpdate[][]): VegasUpdate[] {
-  return exitVegasUpdates(description).flatMap((updates, i) => updates.slice(before[i]?.length ?? 0));
+/** The Vegas updates every exit logged after `mark` (tor logs one per congestion-window update), reading only what was appended. */
+function vegasSince(description: TestnetDescription, mark: readonly number[]): VegasUpdate[] {
+  const updates: VegasUpdate[] = [];
+  exitLogs(description).forEach((path, i) => {
+    if (!existsSync(path)) return;
+    const from = mark[i] ?? 0;
+    const fd = openSync(path, 'r');
+    let text: string;
+    try {
+      const appended = Buffer.alloc(Math.max(0, fstatSync(fd).size - from));
+      readSync(fd, appended, 0, appended.length, from);
+      text = appended.toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+    for (const line of text.split('\n')) {
+      const m = VEGAS_LINE.exec(line);
+      if (m) updates.push({ rttMinMs: Number(m[1]), rttEwmaMs: Number(m[2]), cwnd: Number(m[3]), inflight: Number(m[4]) });
+    }
+  });
+  return updates;
 }
 
 /**
@@ -195,6 +193,14 @@ function summarizeVegas(updates: readonly VegasUpdate[]): VegasSummary | undefin
 const formatVegas = (v: VegasSummary | undefined): string =>
   v ? `${v.cwnd.toFixed(0)}, ${(100 * v.windowBound).toFixed(0)}%, ${v.rttEwmaOverMin.toFixed(2)}` : '—';
 
+/**
+ * C tor's client on one circuit. As it comes, C tor 0.4.9 sends exit streams over a
+ * conflux set (prop 329: two linked circuits to one exit, the data split between them).
+ * Toggling ConfluxEnabled at run time breaks tor 0.4.9.11's
+ * streams ("Conflux sequence number check failed"), so this row instead has the
+ * controller build one ordinary circuit (EXTENDCIRCUIT 0: tor picks the path) and attach
+ * curl's stream to it (__LeaveStreamsUnattached 1 while the round lasts, ATTACHSTREAM).
+ */
 class OneCircuitCtor {
   private circuitId: string | undefined;
   private circuitBuilt: { resolve: () => void; reject: (err: Error) => void } | undefined;
@@ -250,7 +256,6 @@ class OneCircuitCtor {
 
   async round(description: TestnetDescription, node: { readonly pid: number; readonly socksPort: number }): Promise<Sample> {
     await this.circuit();
-    const vegasBefore = exitVegasUpdates(description);
     const attaching: Promise<unknown>[] = [];
     await this.control.command('SETCONF __LeaveStreamsUnattached=1', 10_000);
     this.attaching = attaching;
@@ -259,8 +264,6 @@ class OneCircuitCtor {
       const failed = (await Promise.all(attaching)).find((e) => e !== undefined);
       if (failed) throw failed;
       if (attaching.length !== 1) throw new Error(`${attaching.length} streams attached to the one circuit, expected 1`);
-      // Like the orport rows, with congestion control: the exit ran Vegas during the round.
-      if (vegasSince(description, vegasBefore).length === 0) throw new Error("no exit logged a Vegas update: C tor's one circuit has no congestion control");
       return sample;
     } finally {
       this.attaching = undefined;
@@ -304,14 +307,16 @@ async function bench(description: TestnetDescription, opts: Options, signal: Abo
       for (const who of round & 1 ? [...WHO].reverse() : WHO) {
         if (signal.aborted) throw signal.reason;
         try {
-          const vegasBefore = exitVegasUpdates(description);
+          const mark = vegasMark(description);
           const s =
             who === 'C tor' ? await curlRound(description, ctorNode)
             : who === 'C tor one circuit' ? await (oneCircuit ??= await OneCircuitCtor.open(ctorNode.controlPort)).round(description, ctorNode)
             : await orportRound(client, description, who);
           // orport counts the HTTP head too; curl only the body.
           if (s.bytes < expected) throw new Error(`${s.bytes} of ${expected} bytes`);
-          if (who !== 'orport fixed windows') s.vegas = vegasSince(description, vegasBefore);
+          if (who !== 'orport fixed windows') s.vegas = vegasSince(description, mark);
+          // Like the orport rows, with congestion control: the exit ran Vegas during the round.
+          if (who === 'C tor one circuit' && s.vegas?.length === 0) throw new Error("no exit logged a Vegas update: C tor's one circuit has no congestion control");
           if (round >= 0) rows[who].push(s);
         } catch (err) {
           failures.push(`${who} round ${round}: ${err instanceof Error ? err.message : String(err)}`);
